@@ -7,7 +7,8 @@ which is what the native backends read without a copy.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from core.commands import COMMAND_FIELDS, Command
 from core.events import EVENT_FIELDS, Event

@@ -78,7 +78,7 @@ class BookSide:
         while queue and not queue[-1].leaves:
             queue.pop()
         if len(queue) > 2 * level.count + 16:
-            level.orders = deque(o for o in queue if o.leaves)
+            level.orders = deque([o for o in queue if o.leaves])
         return level
 
     def drop_if_empty(self, level: Level) -> None:
@@ -98,11 +98,27 @@ class BookSide:
 
 
 class OrderBook:
-    __slots__ = ("instrument", "symbol", "bids", "asks", "last_price", "buy_stops", "sell_stops")
+    __slots__ = (
+        "instrument", "symbol", "bids", "asks", "last_price", "buy_stops", "sell_stops",
+        "base_id", "quote_id", "base_per_lot", "quote_per_tick_lot", "min_quantity", "max_quantity",
+        "max_price", "price_band_bps", "maker_fee_bps", "taker_fee_bps", "reference_price",
+    )
 
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
         self.symbol = instrument.id
+        # The instrument's integers, copied here because the hot path reads them on every order.
+        self.base_id = instrument.base.id
+        self.quote_id = instrument.quote.id
+        self.base_per_lot = instrument.base_per_lot
+        self.quote_per_tick_lot = instrument.quote_per_tick_lot
+        self.min_quantity = instrument.min_quantity
+        self.max_quantity = instrument.max_quantity
+        self.max_price = instrument.max_price
+        self.price_band_bps = instrument.price_band_bps
+        self.maker_fee_bps = instrument.maker_fee_bps
+        self.taker_fee_bps = instrument.taker_fee_bps
+        self.reference_price = instrument.reference_price
         self.bids = BookSide(Side.BUY)
         self.asks = BookSide(Side.SELL)
         self.last_price = 0
@@ -112,12 +128,9 @@ class OrderBook:
     def side(self, side: int) -> BookSide:
         return self.bids if side == _BUY else self.asks
 
-    def reference_price(self) -> int:
-        return self.last_price or self.instrument.reference_price
-
     def in_band(self, price: int) -> bool:
-        band = self.instrument.price_band_bps
-        reference = self.last_price or self.instrument.reference_price
+        band = self.price_band_bps
+        reference = self.last_price or self.reference_price
         if not band or not reference:
             return True
         width = reference * band // 10_000

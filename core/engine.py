@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from core.commands import Command
 from core.events import Event

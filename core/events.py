@@ -84,7 +84,7 @@ class Reason(IntEnum):
 class Event(NamedTuple):
     kind: int
     seq: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the spec calls it index
     symbol: int
     order_id: int = 0
     account: int = 0

@@ -31,8 +31,9 @@ operator's panic button, not meant for a hot path.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from heapq import heappop, heappush
-from typing import Any, Iterable
+from typing import Any
 
 from core.commands import Command, CommandKind, OrderType, SelfTradePrevention, Side, TimeInForce
 from core.events import Event, EventKind, Reason
@@ -89,6 +90,15 @@ _IMMEDIATE_OR_CANCEL = int(Reason.IMMEDIATE_OR_CANCEL)
 # Builds an Event without running NamedTuple's Python-level __new__.
 _make_event = tuple.__new__
 _NO_LIMIT = -(2**63)
+
+
+def _fee(amount: int, bps: int) -> int:
+    """floor(amount x bps / 10000), computed so that no intermediate exceeds 2**63.
+
+    ``amount`` is at most 2**62 and ``bps`` at most 1000, so the direct
+    product would overflow a 64-bit integer in the compiled backends.
+    """
+    return (amount // 10_000) * bps + (amount % 10_000) * bps // 10_000
 
 
 class ReferenceEngine:
@@ -211,7 +221,6 @@ class ReferenceEngine:
             return int(_R.UNKNOWN_SYMBOL)
         (_, _, _, account, _, _, side, otype, tif, price, quantity, quote_quantity,
          stop_price, expire_time, post_only, stp) = c
-        inst = book.instrument
         if account <= 0:
             return int(_R.INVALID_ACCOUNT)
         if side != _BUY and side != _SELL:
@@ -232,15 +241,15 @@ class ReferenceEngine:
                 return int(_R.INVALID_TIME_IN_FORCE)
             if stp == _STP_DECREMENT:
                 return int(_R.INVALID_STP)
-        elif quote_quantity != 0 or quantity < inst.min_quantity or quantity > inst.max_quantity:
+        elif quote_quantity != 0 or quantity < book.min_quantity or quantity > book.max_quantity:
             return int(_R.INVALID_QUANTITY)
         if is_market:
             if price != 0:
                 return int(_R.INVALID_PRICE)
-        elif price < 1 or price > inst.max_price:
+        elif price < 1 or price > book.max_price:
             return int(_R.INVALID_PRICE)
         if otype == _STOP_LIMIT or otype == _STOP_MARKET:
-            if stop_price < 1 or stop_price > inst.max_price:
+            if stop_price < 1 or stop_price > book.max_price:
                 return int(_R.INVALID_STOP_PRICE)
         elif stop_price != 0:
             return int(_R.INVALID_STOP_PRICE)
@@ -256,7 +265,7 @@ class ReferenceEngine:
                 return int(_R.POST_ONLY_WOULD_TRADE)
         return 0
 
-    def _initial_hold(self, c: Command, inst: Instrument) -> int:
+    def _initial_hold(self, c: Command, book: OrderBook) -> int:
         """What the order reserves on acceptance, or -1 if the account cannot pay.
 
         A sell reserves its base quantity; a limit buy its quantity at its
@@ -266,11 +275,11 @@ class ReferenceEngine:
         """
         account, side, otype, price, quantity, quote_quantity = c[3], c[6], c[7], c[9], c[10], c[11]
         if side == _SELL:
-            asset, need = inst.base.id, quantity * inst.base_per_lot
+            asset, need = book.base_id, quantity * book.base_per_lot
         else:
-            asset = inst.quote.id
+            asset = book.quote_id
             if otype == _LIMIT or otype == _STOP_LIMIT:
-                need = quantity * price * inst.quote_per_tick_lot
+                need = quantity * price * book.quote_per_tick_lot
             elif quote_quantity:
                 need = quote_quantity
             elif otype == _MARKET:
@@ -288,14 +297,13 @@ class ReferenceEngine:
             self._reject(c, order_id, reason)
             return
         assert book is not None
-        inst = book.instrument
-        hold = self._initial_hold(c, inst)
+        hold = self._initial_hold(c, book)
         if hold < 0:
             self._reject(c, order_id, _INSUFFICIENT_FUNDS)
             return
         (_, _, _, account, symbol, _, side, otype, tif, price, quantity, quote_quantity,
          stop_price, expire_time, post_only, stp) = c
-        self._balances.hold(account, inst.quote.id if side == _BUY else inst.base.id, hold)
+        self._balances.hold(account, book.quote_id if side == _BUY else book.base_id, hold)
         order = Order(order_id, account, symbol, side, otype, tif, price, quantity, quote_quantity,
                       stop_price, expire_time, post_only, stp, hold)
         self._orders[order_id] = order
@@ -310,14 +318,13 @@ class ReferenceEngine:
 
     def _execute(self, book: OrderBook, order: Order) -> None:
         """Match a live order against the book, then rest or cancel what is left."""
-        inst = book.instrument
         side = order.side
         otype = order.order_type
         is_market = otype == _MARKET or otype == _STOP_MARKET
         if is_market:
             limit = _NO_LIMIT
-            band = inst.price_band_bps
-            reference = book.last_price or inst.reference_price
+            band = book.price_band_bps
+            reference = book.last_price or book.reference_price
             if band and reference:
                 width = reference * band // 10_000
                 limit = reference + width if side == _BUY else reference - width
@@ -326,7 +333,13 @@ class ReferenceEngine:
         if order.time_in_force == _FOK and not self._fillable(book, order, limit):
             self._end(book, order, int(_R.FILL_OR_KILL))
             return
-        stopped = self._match(book, order, limit)
+        opposite = book.asks if side == _BUY else book.bids
+        keys = opposite.keys
+        # Most orders do not cross: skip the matching loop's set-up for them.
+        if keys and keys[-1] >= (limit * opposite.sign if limit != _NO_LIMIT else _NO_LIMIT):
+            stopped = self._match(book, order, limit)
+        else:
+            stopped = 0
         if order.quantity == 0:  # a buy by quote amount
             if stopped == -1:
                 self._end(book, order, -1)
@@ -339,7 +352,6 @@ class ReferenceEngine:
         elif stopped:
             self._end(book, order, stopped)
         elif is_market:
-            opposite = book.asks if side == _BUY else book.bids
             self._end(book, order, _PRICE_OUT_OF_BAND if limit != _NO_LIMIT and opposite.keys else _IMMEDIATE_OR_CANCEL)
         elif order.time_in_force == _IOC or order.time_in_force == _FOK:
             self._end(book, order, _IMMEDIATE_OR_CANCEL)
@@ -355,8 +367,7 @@ class ReferenceEngine:
                        order.leaves, 0, reason)
         order.leaves = 0
         if order.hold:
-            inst = book.instrument
-            self._balances.release(order.account, inst.quote.id if order.side == _BUY else inst.base.id, order.hold)
+            self._balances.release(order.account, book.quote_id if order.side == _BUY else book.base_id, order.hold)
             order.hold = 0
         del self._orders[order.order_id]
 
@@ -372,7 +383,7 @@ class ReferenceEngine:
         limit_key = limit * sign if limit != _NO_LIMIT else _NO_LIMIT
         need = taker.leaves
         budget = taker.hold if taker.side == _BUY and taker.order_type != _LIMIT and taker.order_type != _STOP_LIMIT else -1
-        qpt = book.instrument.quote_per_tick_lot
+        qpt = book.quote_per_tick_lot
         account, stp = taker.account, taker.stp
         levels = opposite.levels
         for key in reversed(opposite.keys):
@@ -411,17 +422,16 @@ class ReferenceEngine:
         keys = opposite.keys
         levels = opposite.levels
         limit_key = limit * sign if limit != _NO_LIMIT else _NO_LIMIT
-        inst = book.instrument
         symbol = book.symbol
-        qpt = inst.quote_per_tick_lot
-        bpl = inst.base_per_lot
-        base_id = inst.base.id
-        quote_id = inst.quote.id
+        qpt = book.quote_per_tick_lot
+        bpl = book.base_per_lot
+        base_id = book.base_id
+        quote_id = book.quote_id
         by_quote = taker.quantity == 0
         budgeted = side == _BUY and (taker.order_type == _MARKET or taker.order_type == _STOP_MARKET)
         taker_limit_buy = side == _BUY and not budgeted
-        taker_bps = inst.taker_fee_bps
-        maker_bps = inst.maker_fee_bps
+        taker_bps = book.taker_fee_bps
+        maker_bps = book.maker_fee_bps
         stp = taker.stp
         taker_account = taker.account
         orders = self._orders
@@ -474,16 +484,16 @@ class ReferenceEngine:
                 notional = qty * notional_per_lot
                 base_amount = qty * bpl
                 if side == _BUY:
-                    taker_fee = base_amount * taker_bps // 10_000
-                    maker_fee = notional * maker_bps // 10_000
+                    taker_fee = _fee(base_amount, taker_bps)
+                    maker_fee = _fee(notional, maker_bps)
                     paid = qty * taker.price * qpt if taker_limit_buy else notional
                     taker.hold -= paid
                     maker.hold -= base_amount
                     balances.settle(taker_account, maker.account, base_id, quote_id, base_amount,
                                     notional, paid, taker_fee, maker_fee)
                 else:
-                    taker_fee = notional * taker_bps // 10_000
-                    maker_fee = base_amount * maker_bps // 10_000
+                    taker_fee = _fee(notional, taker_bps)
+                    maker_fee = _fee(base_amount, maker_bps)
                     paid = qty * maker.price * qpt
                     taker.hold -= base_amount
                     maker.hold -= paid
@@ -518,16 +528,15 @@ class ReferenceEngine:
         ``level`` is the maker's level (None for the taker, which is not in
         the book). An order cut to nothing is gone.
         """
-        inst = book.instrument
         if order.side == _SELL:
-            freed = cut * inst.base_per_lot
-            asset = inst.base.id
+            freed = cut * book.base_per_lot
+            asset = book.base_id
         elif order.order_type == _LIMIT or order.order_type == _STOP_LIMIT:
-            freed = cut * order.price * inst.quote_per_tick_lot
-            asset = inst.quote.id
+            freed = cut * order.price * book.quote_per_tick_lot
+            asset = book.quote_id
         else:
             freed = 0  # a market buy's budget stays for the rest of its quantity
-            asset = inst.quote.id
+            asset = book.quote_id
         order.leaves -= cut
         if level is not None:
             level.total -= cut
@@ -568,11 +577,11 @@ class ReferenceEngine:
                 self._end(book, order, int(_R.POST_ONLY_WOULD_TRADE))
                 return
         elif order.side == _BUY and order.quantity and not order.hold:
-            budget = self._balances.available(order.account, book.instrument.quote.id)
+            budget = self._balances.available(order.account, book.quote_id)
             if budget <= 0:
                 self._end(book, order, _INSUFFICIENT_FUNDS)
                 return
-            self._balances.hold(order.account, book.instrument.quote.id, budget)
+            self._balances.hold(order.account, book.quote_id, budget)
             order.hold = budget
         self._execute(book, order)
 
@@ -632,13 +641,12 @@ class ReferenceEngine:
             self._reject(c, c[5], int(_R.NOT_AMENDABLE))
             return
         book = self._books[order.symbol]
-        inst = book.instrument
         new_price = c[9] or order.price
         new_leaves = c[10] or order.leaves
-        if c[9] < 0 or new_price > inst.max_price:
+        if c[9] < 0 or new_price > book.max_price:
             self._reject(c, c[5], int(_R.INVALID_PRICE))
             return
-        if c[10] < 0 or new_leaves > inst.max_quantity:
+        if c[10] < 0 or new_leaves > book.max_quantity:
             self._reject(c, c[5], int(_R.INVALID_QUANTITY))
             return
         moved = new_price != order.price
@@ -649,9 +657,9 @@ class ReferenceEngine:
             self._reject(c, c[5], int(_R.POST_ONLY_WOULD_TRADE))
             return
         if order.side == _BUY:
-            asset, new_hold = inst.quote.id, new_leaves * new_price * inst.quote_per_tick_lot
+            asset, new_hold = book.quote_id, new_leaves * new_price * book.quote_per_tick_lot
         else:
-            asset, new_hold = inst.base.id, new_leaves * inst.base_per_lot
+            asset, new_hold = book.base_id, new_leaves * book.base_per_lot
         extra = new_hold - order.hold
         if extra > 0 and extra > self._balances.available(order.account, asset):
             self._reject(c, c[5], _INSUFFICIENT_FUNDS)

@@ -1,0 +1,44 @@
+# Rialto: the two commands a newcomer needs are `make run` and `make test`.
+# Everything else here is what those two are made of.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CARGO ?= cargo
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: test build cython rust lint check bench clean
+
+# The whole test suite from a fresh clone: venv, both native builds, lint, Rust and Python tests.
+test: build lint
+	cd ext && $(CARGO) test --release --quiet
+	$(PY) -m pytest -q
+
+check: test
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+build: cython rust
+
+# The reference engine's hot modules, compiled from the same source (see setup.py).
+cython: $(VENV)/.installed
+	$(PY) setup.py build_ext --inplace -j2 >/dev/null
+
+# The Rust engine (ext/), installed into the venv as `rialto_native`.
+rust: $(VENV)/.installed
+	cd ext && VIRTUAL_ENV=$(CURDIR)/$(VENV) ../$(VENV)/bin/maturin develop --release --quiet
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check core control services bench tests setup.py
+	$(VENV)/bin/mypy core
+
+bench: build
+	$(PY) -m bench.engine
+
+clean:
+	rm -rf core_cython build ext/target $(VENV) .pytest_cache .mypy_cache .ruff_cache

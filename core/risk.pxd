@@ -1,0 +1,15 @@
+# Cython declarations for risk.py (augmenting .pxd: the .py stays plain Python).
+cdef class Account:
+    cdef public long long account_id
+    cdef public list available, held
+
+cdef class Balances:
+    cdef public dict accounts
+    cdef public long long asset_slots
+    cdef public list supply
+    cpdef long long available(self, long long account_id, long long asset) except? -1
+    cpdef hold(self, long long account_id, long long asset, long long amount)
+    cpdef release(self, long long account_id, long long asset, long long amount)
+    cpdef settle(self, long long buyer_id, long long seller_id, long long base, long long quote,
+                 long long base_amount, long long notional, long long buyer_paid_from_hold,
+                 long long buyer_fee, long long seller_fee)
