@@ -1,0 +1,1 @@
+"""Rialto services: intake, matching, persistence and distribution around the core."""
