@@ -1,0 +1,1 @@
+"""Intake: where a validated request becomes a durable command."""

@@ -1,0 +1,1 @@
+"""The matcher: runs one engine shard over the command log (see ``shard``)."""
