@@ -1,0 +1,1 @@
+"""The gateway: the venue's HTTP/WebSocket edge (routes, authentication, rate limits)."""

@@ -1,0 +1,1 @@
+"""Market data: the book cache, trades tape and candles, fanned out to subscribers."""

@@ -1,0 +1,113 @@
+"""Fan-out of market data to many subscribers, coalesced per channel.
+
+Publishing a message to a channel with 1,000 subscribers must not cost 1,000
+serialisations or 1,000 socket writes per engine event. So updates are
+buffered per channel and flushed on a short cadence (``interval``): each
+flush serialises one frame per channel, once, and puts the same bytes on the
+queue of every subscriber of that channel. A subscriber whose queue is full
+has fallen behind: it is cut off (``Subscription.lagged``) rather than
+slowing everyone, and its client resubscribes for a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+Channel = tuple[str, ...]  # e.g. ("book", "BTC-USD"), ("orders", "42")
+Coalescer = Callable[[Channel, list[Any]], list[Any]]
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Subscription:
+    __slots__ = ("channels", "lagged", "queue")
+
+    def __init__(self, depth: int) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=depth)
+        self.channels: set[Channel] = set()
+        self.lagged = False
+
+    def offer(self, frame: bytes) -> None:
+        if self.lagged:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.lagged = True
+
+
+class Hub:
+    def __init__(self, interval: float = 0.01, queue_depth: int = 1_024) -> None:
+        self.interval = interval
+        self.queue_depth = queue_depth
+        self._subscribers: dict[Channel, set[Subscription]] = defaultdict(set)
+        self._pending: dict[Channel, list[Any]] = {}
+        self._coalescers: dict[str, Coalescer] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.frames_sent = 0
+
+    def connect(self) -> Subscription:
+        return Subscription(self.queue_depth)
+
+    def subscribe(self, subscription: Subscription, channel: Channel) -> None:
+        subscription.channels.add(channel)
+        self._subscribers[channel].add(subscription)
+
+    def unsubscribe(self, subscription: Subscription, channel: Channel) -> None:
+        subscription.channels.discard(channel)
+        subscribers = self._subscribers.get(channel)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[channel]
+
+    def disconnect(self, subscription: Subscription) -> None:
+        for channel in list(subscription.channels):
+            self.unsubscribe(subscription, channel)
+
+    def subscriber_count(self) -> int:
+        return len({s for subs in self._subscribers.values() for s in subs})
+
+    def has_subscribers(self, channel: Channel) -> bool:
+        return channel in self._subscribers
+
+    def set_coalescer(self, kind: str, coalescer: Coalescer) -> None:
+        """How to merge the pending messages of a channel kind into the frames to send."""
+        self._coalescers[kind] = coalescer
+
+    def publish(self, channel: Channel, message: Any) -> None:
+        """Queue a message for the channel's next flush (dropped if nobody listens)."""
+        if channel not in self._subscribers:
+            return
+        pending = self._pending.get(channel)
+        if pending is None:
+            self._pending[channel] = [message]
+        else:
+            pending.append(message)
+
+    def send_now(self, subscription: Subscription, message: Any) -> None:
+        """A message for one subscriber only (a snapshot, a reply): not coalesced."""
+        subscription.offer(_encode(message))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for channel, messages in pending.items():
+            subscribers = self._subscribers.get(channel)
+            if not subscribers:
+                continue
+            coalesce = self._coalescers.get(channel[0])
+            for message in coalesce(channel, messages) if coalesce else messages:
+                frame = _encode(message)
+                for subscription in subscribers:
+                    subscription.offer(frame)
+                self.frames_sent += 1
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.flush()
