@@ -1,7 +1,7 @@
 # Cython declarations for matching.py (augmenting .pxd: the .py stays plain Python).
 cimport cython
 from .book cimport BookSide, Level, OrderBook
-from .order cimport Order
+from .order cimport Order, make_order
 from .risk cimport Account, Balances
 
 @cython.locals(q=cython.longlong, r=cython.longlong)
@@ -23,18 +23,19 @@ cdef class ReferenceEngine:
     @cython.locals(events=list)
     cdef _emit_level(self, long long symbol, long long side, Level level)
     cdef _reject(self, object c, object order_id, long long reason)
-    @cython.locals(account=cython.longlong, side=cython.longlong, otype=cython.longlong, tif=cython.longlong,
-                   price=cython.longlong, quantity=cython.longlong, quote_quantity=cython.longlong,
-                   stop_price=cython.longlong, post_only=cython.longlong, stp=cython.longlong,
-                   is_market=cython.bint)
-    cdef long long _validate(self, object c, OrderBook book) except? -1
-    @cython.locals(account=cython.longlong, side=cython.longlong, otype=cython.longlong,
-                   price=cython.longlong, quantity=cython.longlong, quote_quantity=cython.longlong,
-                   asset=cython.longlong, need=cython.longlong)
-    cdef long long _initial_hold(self, object c, OrderBook book) except? -2
+    @cython.locals(is_market=cython.bint)
+    cdef long long _validate(self, OrderBook book, long long account, long long side, long long otype,
+                             long long tif, long long price, long long quantity, long long quote_quantity,
+                             long long stop_price, long long expire_time, long long post_only,
+                             long long stp) except? -1
+    @cython.locals(asset=cython.longlong, need=cython.longlong)
+    cdef long long _initial_hold(self, OrderBook book, long long account, long long side, long long otype,
+                                 long long price, long long quantity, long long quote_quantity) except? -2
     @cython.locals(book=OrderBook, order=Order, hold=cython.longlong, reason=cython.longlong,
                    order_id=cython.longlong, side=cython.longlong, account=cython.longlong,
-                   tif=cython.longlong, otype=cython.longlong)
+                   tif=cython.longlong, otype=cython.longlong, symbol=cython.longlong, price=cython.longlong,
+                   quantity=cython.longlong, quote_quantity=cython.longlong, stop_price=cython.longlong,
+                   expire_time=cython.longlong, post_only=cython.longlong, stp=cython.longlong)
     cdef _new_order(self, object c)
     @cython.locals(side=cython.longlong, otype=cython.longlong, is_market=cython.bint, limit=cython.longlong,
                    band=cython.longlong, reference=cython.longlong, width=cython.longlong,

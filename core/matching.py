@@ -42,7 +42,7 @@ from core.numbers import MAX_AMOUNT
 from core.snapshot import AccountState, BookState, ShardState, decode, encode
 
 from .book import BookSide, Level, OrderBook
-from .order import Order
+from .order import Order, make_order
 from .risk import Balances
 
 # Plain ints for the hot path: an IntEnum member costs an attribute lookup.
@@ -215,12 +215,11 @@ class ReferenceEngine:
         self._emit(_REJECTED, c[4], order_id, c[3], c[6], c[9], c[10], 0, reason)
 
     # New orders ---------------------------------------------------------
-    def _validate(self, c: Command, book: OrderBook | None) -> int:
+    def _validate(
+        self, book: OrderBook, account: int, side: int, otype: int, tif: int, price: int, quantity: int,
+        quote_quantity: int, stop_price: int, expire_time: int, post_only: int, stp: int,
+    ) -> int:
         """The reason the first failing rule gives, or 0. The order of the rules is part of the spec."""
-        if book is None:
-            return int(_R.UNKNOWN_SYMBOL)
-        (_, _, _, account, _, _, side, otype, tif, price, quantity, quote_quantity,
-         stop_price, expire_time, post_only, stp) = c
         if account <= 0:
             return int(_R.INVALID_ACCOUNT)
         if side != _BUY and side != _SELL:
@@ -265,7 +264,9 @@ class ReferenceEngine:
                 return int(_R.POST_ONLY_WOULD_TRADE)
         return 0
 
-    def _initial_hold(self, c: Command, book: OrderBook) -> int:
+    def _initial_hold(
+        self, book: OrderBook, account: int, side: int, otype: int, price: int, quantity: int, quote_quantity: int,
+    ) -> int:
         """What the order reserves on acceptance, or -1 if the account cannot pay.
 
         A sell reserves its base quantity; a limit buy its quantity at its
@@ -273,7 +274,6 @@ class ReferenceEngine:
         everything available (its budget, refunded when it ends); a stop-market
         buy by quantity nothing until it triggers.
         """
-        account, side, otype, price, quantity, quote_quantity = c[3], c[6], c[7], c[9], c[10], c[11]
         if side == _SELL:
             asset, need = book.base_id, quantity * book.base_per_lot
         else:
@@ -290,21 +290,23 @@ class ReferenceEngine:
         return need if need <= self._balances.available(account, asset) else -1
 
     def _new_order(self, c: Command) -> None:
-        book = self._books.get(c[4])
-        order_id = c[1]
-        reason = self._validate(c, book)
+        (_, order_id, _, account, symbol, _, side, otype, tif, price, quantity, quote_quantity,
+         stop_price, expire_time, post_only, stp) = c
+        book = self._books.get(symbol)
+        if book is None:
+            self._reject(c, order_id, int(_R.UNKNOWN_SYMBOL))
+            return
+        reason = self._validate(book, account, side, otype, tif, price, quantity, quote_quantity,
+                                stop_price, expire_time, post_only, stp)
         if reason:
             self._reject(c, order_id, reason)
             return
-        assert book is not None
-        hold = self._initial_hold(c, book)
+        hold = self._initial_hold(book, account, side, otype, price, quantity, quote_quantity)
         if hold < 0:
             self._reject(c, order_id, _INSUFFICIENT_FUNDS)
             return
-        (_, _, _, account, symbol, _, side, otype, tif, price, quantity, quote_quantity,
-         stop_price, expire_time, post_only, stp) = c
         self._balances.hold(account, book.quote_id if side == _BUY else book.base_id, hold)
-        order = Order(order_id, account, symbol, side, otype, tif, price, quantity, quote_quantity,
+        order = make_order(order_id, account, symbol, side, otype, tif, price, quantity, quote_quantity,
                       stop_price, expire_time, post_only, stp, hold)
         self._orders[order_id] = order
         self._emit(_ACCEPTED, symbol, order_id, account, side, price, quantity, quantity)
@@ -678,7 +680,7 @@ class ReferenceEngine:
             order.hold = new_hold
             self._emit_level(symbol, order.side, level)
             return
-        replacement = Order(order.order_id, order.account, symbol, order.side, order.order_type,
+        replacement = make_order(order.order_id, order.account, symbol, order.side, order.order_type,
                             order.time_in_force, new_price, order.quantity, order.quote_quantity,
                             order.stop_price, order.expire_time, order.post_only, order.stp, new_hold)
         replacement.leaves = new_leaves
