@@ -19,6 +19,23 @@ class Order:
         "stp", "hold", "triggered",
     )
 
+    order_id: int
+    account: int
+    symbol: int
+    side: int
+    order_type: int
+    time_in_force: int
+    price: int
+    quantity: int
+    leaves: int
+    quote_quantity: int
+    stop_price: int
+    expire_time: int
+    post_only: int
+    stp: int
+    hold: int
+    triggered: int
+
     def fields(self) -> tuple[int, ...]:
         """The order as the snapshot records it (see ``core.snapshot.ORDER_FIELDS``)."""
         return (
