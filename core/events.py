@@ -21,7 +21,7 @@ CANCELLED    order_id, account, side, price, quantity removed, leaves after
 EXPIRED      as CANCELLED, for a GTD order whose time passed
 AMENDED      order_id, account, side, price (new), quantity = leaves (new)
 TRIGGERED    a stop order that became live: order_id, account, side, price,
-             quantity (stop_price is not repeated)
+             quantity, leaves (stop_price is not repeated)
 BOOK         side, price, quantity = the level's new total (0: level gone)
 DEPOSITED    account, symbol = asset id, quantity = amount
 WITHDRAWN    as DEPOSITED

@@ -22,7 +22,7 @@ cdef class ReferenceEngine:
                long long price, long long quantity, long long leaves, long long reason=*)
     @cython.locals(events=list)
     cdef _emit_level(self, long long symbol, long long side, Level level)
-    cdef _reject(self, object c, object order_id, long long reason)
+    cdef _reject(self, object c, object order_id, long long reason, long long symbol=*)
     @cython.locals(is_market=cython.bint)
     cdef long long _validate(self, OrderBook book, long long account, long long side, long long otype,
                              long long tif, long long price, long long quantity, long long quote_quantity,

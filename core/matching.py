@@ -211,8 +211,10 @@ class ReferenceEngine:
             0, 0, 0, 0, 0, 0,
         )))
 
-    def _reject(self, c: Command, order_id: int, reason: int) -> None:
-        self._emit(_REJECTED, c[4], order_id, c[3], c[6], c[9], c[10], 0, reason)
+    def _reject(self, c: Command, order_id: int, reason: int, symbol: int = -1) -> None:
+        """REJECTED echoes the command; ``symbol`` names the instrument of a known
+        target order (a cancel or amend carries none of its own)."""
+        self._emit(_REJECTED, c[4] if symbol < 0 else symbol, order_id, c[3], c[6], c[9], c[10], 0, reason)
 
     # New orders ---------------------------------------------------------
     def _validate(
@@ -342,8 +344,14 @@ class ReferenceEngine:
             stopped = self._match(book, order, limit)
         else:
             stopped = 0
-        if order.quantity == 0:  # a buy by quote amount
+        if order.quantity == 0:
+            # A buy by quote amount is complete once it has traded and what is
+            # left cannot buy another lot, or nothing is left; one that could
+            # not afford even its first lot is cancelled for want of funds.
+            traded = order.hold < order.quote_quantity
             if stopped == -1:
+                self._end(book, order, -1 if traded else _INSUFFICIENT_FUNDS)
+            elif not stopped and not order.hold:
                 self._end(book, order, -1)
             else:
                 if not stopped:
@@ -452,10 +460,10 @@ class ReferenceEngine:
                     queue.popleft()
                     continue
                 if maker.account == taker_account and stp != _STP_NONE:
-                    touched = True
                     if stp == _STP_NEWEST:
                         stopped = _SELF_TRADE
                         break
+                    touched = True
                     if stp == _STP_DECREMENT:
                         cut = maker.leaves if maker.leaves < taker.leaves else taker.leaves
                         self._decrement(book, maker, level, cut)
@@ -639,24 +647,25 @@ class ReferenceEngine:
         if order is None or order.account != c[3]:
             self._reject(c, c[5], int(_R.UNKNOWN_ORDER))
             return
+        symbol = order.symbol
         if order.stop_price and not order.triggered:
-            self._reject(c, c[5], int(_R.NOT_AMENDABLE))
+            self._reject(c, c[5], int(_R.NOT_AMENDABLE), symbol)
             return
-        book = self._books[order.symbol]
+        book = self._books[symbol]
         new_price = c[9] or order.price
         new_leaves = c[10] or order.leaves
         if c[9] < 0 or new_price > book.max_price:
-            self._reject(c, c[5], int(_R.INVALID_PRICE))
+            self._reject(c, c[5], int(_R.INVALID_PRICE), symbol)
             return
-        if c[10] < 0 or new_leaves > book.max_quantity:
-            self._reject(c, c[5], int(_R.INVALID_QUANTITY))
+        if c[10] < 0 or new_leaves > book.max_quantity or (c[10] and new_leaves < book.min_quantity):
+            self._reject(c, c[5], int(_R.INVALID_QUANTITY), symbol)
             return
         moved = new_price != order.price
         if moved and not book.in_band(new_price):
-            self._reject(c, c[5], _PRICE_OUT_OF_BAND)
+            self._reject(c, c[5], _PRICE_OUT_OF_BAND, symbol)
             return
         if moved and order.post_only and book.would_cross(order.side, new_price):
-            self._reject(c, c[5], int(_R.POST_ONLY_WOULD_TRADE))
+            self._reject(c, c[5], int(_R.POST_ONLY_WOULD_TRADE), symbol)
             return
         if order.side == _BUY:
             asset, new_hold = book.quote_id, new_leaves * new_price * book.quote_per_tick_lot
@@ -664,14 +673,13 @@ class ReferenceEngine:
             asset, new_hold = book.base_id, new_leaves * book.base_per_lot
         extra = new_hold - order.hold
         if extra > 0 and extra > self._balances.available(order.account, asset):
-            self._reject(c, c[5], _INSUFFICIENT_FUNDS)
+            self._reject(c, c[5], _INSUFFICIENT_FUNDS, symbol)
             return
         if extra > 0:
             self._balances.hold(order.account, asset, extra)
         elif extra < 0:
             self._balances.release(order.account, asset, -extra)
         side = book.side(order.side)
-        symbol = order.symbol
         self._emit(_AMENDED, symbol, order.order_id, order.account, order.side, new_price, new_leaves, new_leaves)
         if not moved and new_leaves <= order.leaves:
             level = side.levels[order.price]

@@ -7,7 +7,8 @@ here, at the edge, do decimal strings meet them, and never through a float.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Context, Decimal, InvalidOperation, localcontext
 
 MAX_AMOUNT = 2**62
 """Upper bound of any balance, and of the total supply of an asset in a shard.
@@ -15,6 +16,14 @@ MAX_AMOUNT = 2**62
 It keeps every product the engine forms (price x quantity x units per tick-lot)
 inside a signed 64-bit integer, so the native backends need no wider type
 except for fee arithmetic."""
+
+
+MAX_DIGITS = 60
+"""Longest decimal string accepted: far beyond any 64-bit amount, short enough to refuse abuse."""
+
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+# Enough precision that no amount this module handles is ever rounded; traps stay on.
+_EXACT = Context(prec=120, Emax=999_999, Emin=-999_999)
 
 
 class NumberFormatError(ValueError):
@@ -25,24 +34,25 @@ def parse_decimal(text: str, field: str = "value") -> Decimal:
     """Parse a decimal string strictly: digits, one optional point, optional sign."""
     if not isinstance(text, str):
         raise NumberFormatError(f"{field} must be a decimal string, got {type(text).__name__}")
-    stripped = text.strip()
-    if not stripped or stripped != text or any(c in stripped for c in "eE_ ") or stripped.lower() in {"nan", "inf", "-inf", "+inf", "infinity"}:
-        raise NumberFormatError(f"{field} is not a plain decimal string: {text!r}")
-    try:
-        value = Decimal(stripped)
-    except InvalidOperation:
-        raise NumberFormatError(f"{field} is not a decimal number: {text!r}") from None
-    if not value.is_finite():
-        raise NumberFormatError(f"{field} is not a finite number: {text!r}")
-    return value
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        raise NumberFormatError(f"{field} is not a plain decimal string (ASCII digits, one point, optional sign): {text!r}")
+    if len(text) > MAX_DIGITS:
+        raise NumberFormatError(f"{field} has more than {MAX_DIGITS} characters: {text!r}")
+    return Decimal(text)
 
 
 def to_units(text: str, unit: Decimal, field: str = "value") -> int:
     """Convert a decimal string to a whole number of ``unit``; refuse a remainder."""
     value = parse_decimal(text, field)
-    units, remainder = divmod(value, unit)
+    try:
+        with localcontext(_EXACT):
+            units, remainder = divmod(value, unit)
+    except InvalidOperation:
+        raise NumberFormatError(f"{field} {text} is too large") from None
     if remainder != 0:
         raise NumberFormatError(f"{field} {text} is not a multiple of {unit.normalize():f}")
+    if not -(2**63) <= units < 2**63:
+        raise NumberFormatError(f"{field} {text} is too large")
     return int(units)
 
 
@@ -50,5 +60,6 @@ def from_units(units: int, unit: Decimal) -> str:
     """Render a whole number of ``unit`` as a plain decimal string (no exponent)."""
     exponent = unit.normalize().as_tuple().exponent
     places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    value = Decimal(units) * unit
+    with localcontext(_EXACT):
+        value = Decimal(units) * unit
     return f"{value:.{places}f}"
