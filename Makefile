@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 CARGO ?= cargo
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: test build cython rust lint check bench clean
+.PHONY: test build cython rust lint check bench clean run
 
 # The whole test suite from a fresh clone: venv, both native builds, lint, Rust and Python tests.
 test: build lint
@@ -36,6 +36,11 @@ rust: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check core control services bench tests setup.py
 	$(VENV)/bin/mypy core
+
+# The venue, embedded profile: one process on http://127.0.0.1:8000, data in ./data (Ctrl-C stops it cleanly).
+# Settings: RIALTO_* variables or RUN_ARGS, e.g. `make run RUN_ARGS="--port 8001 --engine python"`.
+run: build
+	$(PY) -m control up --profile embedded $(RUN_ARGS)
 
 bench: build
 	$(PY) -m bench.engine

@@ -1,0 +1,7 @@
+"""``python -m control``: the ``rialto`` command."""
+
+import sys
+
+from control.cli import main
+
+sys.exit(main())
