@@ -39,6 +39,7 @@ from typing import Literal, Protocol
 from core.commands import Command
 from core.events import Event
 from core.instrument import Asset, Instrument
+from services.marketdata.candles import INTERVALS as CANDLE_SECONDS
 
 Record = tuple[Command, str | None, list[Event]]
 """One processed command: (command, client order id or None, its events)."""
@@ -63,12 +64,9 @@ TRIGGERED = "triggered"
 OPEN_STATUSES: tuple[str, ...] = (NEW, PARTIALLY_FILLED, PENDING_TRIGGER, TRIGGERED)
 CLOSED_STATUSES: tuple[str, ...] = (FILLED, CANCELLED, EXPIRED, REJECTED)
 
-# Candle intervals: name -> length in nanoseconds (command time is ns since the epoch).
-INTERVALS: dict[str, int] = {
-    "1m": 60 * 10**9,
-    "5m": 5 * 60 * 10**9,
-    "1h": 60 * 60 * 10**9,
-}
+# Candle intervals: name -> length in nanoseconds (command time is ns since the epoch),
+# the same intervals market data serves live.
+INTERVALS: dict[str, int] = {name: seconds * 10**9 for name, seconds in CANDLE_SECONDS.items()}
 
 EXTERNAL_ACCOUNT = -1
 """The ledger's counterparty for deposits and withdrawals: the world outside the venue."""
