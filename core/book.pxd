@@ -1,18 +1,26 @@
 # Cython declarations for book.py (augmenting .pxd: the .py stays plain Python).
+cimport cython
 from .order cimport Order
 
+cdef long long _BUY
+
+@cython.final
 cdef class Level:
     cdef public long long price, total, count
     cdef public object orders
 
+@cython.final
 cdef class BookSide:
     cdef public long long side, sign
     cdef public dict levels
     cdef public list keys
+    @cython.locals(level=Level, price=cython.longlong)
     cpdef Level add(self, Order order)
+    @cython.locals(level=Level)
     cpdef Level unlink(self, Order order)
     cpdef drop_if_empty(self, Level level)
 
+@cython.final
 cdef class OrderBook:
     cdef public object instrument
     cdef public long long symbol, last_price
@@ -21,5 +29,9 @@ cdef class OrderBook:
     cdef public long long base_id, quote_id, base_per_lot, quote_per_tick_lot, min_quantity
     cdef public long long max_quantity, max_price, price_band_bps, maker_fee_bps, taker_fee_bps
     cdef public long long reference_price
+    cpdef BookSide side(self, long long side)
+    @cython.locals(band=cython.longlong, reference=cython.longlong, width=cython.longlong)
     cpdef bint in_band(self, long long price)
     cpdef bint would_cross(self, long long side, long long price)
+    cpdef add_stop(self, Order order)
+    cpdef remove_stop(self, Order order)

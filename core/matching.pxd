@@ -4,9 +4,13 @@ from .book cimport BookSide, Level, OrderBook
 from .order cimport Order, make_order
 from .risk cimport Account, Balances
 
+# Module constants as C integers, so comparisons with them compile to C.
+cdef long long _BUY, _SELL, _LIMIT, _MARKET, _STOP_LIMIT, _STOP_MARKET, _GTC, _IOC, _FOK, _GTD, _STP_NONE, _STP_NEWEST, _STP_OLDEST, _STP_BOTH, _STP_DECREMENT, _NEW_ORDER, _CANCEL, _AMEND, _MASS_CANCEL, _TICK, _DEPOSIT, _WITHDRAW, _ACCEPTED, _REJECTED, _TRADE, _CANCELLED, _EXPIRED, _AMENDED, _TRIGGERED, _BOOK, _DEPOSITED, _WITHDRAWN, _SELF_TRADE, _INSUFFICIENT_FUNDS, _PRICE_OUT_OF_BAND, _IMMEDIATE_OR_CANCEL, _USER, _MASS, _UNKNOWN_ORDER, _NO_LIMIT
+
 @cython.locals(q=cython.longlong, r=cython.longlong)
 cdef long long _fee(long long amount, long long bps)
 
+@cython.final
 cdef class ReferenceEngine:
     cdef dict _instruments, _books, _orders
     cdef Balances _balances

@@ -86,6 +86,9 @@ _SELF_TRADE = int(Reason.SELF_TRADE)
 _INSUFFICIENT_FUNDS = int(Reason.INSUFFICIENT_FUNDS)
 _PRICE_OUT_OF_BAND = int(Reason.PRICE_OUT_OF_BAND)
 _IMMEDIATE_OR_CANCEL = int(Reason.IMMEDIATE_OR_CANCEL)
+_USER = int(Reason.USER)
+_MASS = int(Reason.MASS_CANCEL)
+_UNKNOWN_ORDER = int(Reason.UNKNOWN_ORDER)
 
 # Builds an Event without running NamedTuple's Python-level __new__.
 _make_event = tuple.__new__
@@ -617,9 +620,9 @@ class ReferenceEngine:
     def _cancel(self, c: Command) -> None:
         order = self._orders.get(c[5])
         if order is None or order.account != c[3]:
-            self._reject(c, c[5], int(_R.UNKNOWN_ORDER))
+            self._reject(c, c[5], _UNKNOWN_ORDER)
             return
-        self._remove_live(order, _CANCELLED, int(_R.USER))
+        self._remove_live(order, _CANCELLED, _USER)
 
     def _mass_cancel(self, c: Command) -> None:
         account, symbol = c[3], c[4]
@@ -634,7 +637,7 @@ class ReferenceEngine:
             key=lambda o: o.order_id,
         )
         for order in doomed:
-            self._remove_live(order, _CANCELLED, int(_R.MASS_CANCEL))
+            self._remove_live(order, _CANCELLED, _MASS)
 
     def _amend(self, c: Command) -> None:
         """Change a resting order's price and/or open quantity.
@@ -645,7 +648,7 @@ class ReferenceEngine:
         """
         order = self._orders.get(c[5])
         if order is None or order.account != c[3]:
-            self._reject(c, c[5], int(_R.UNKNOWN_ORDER))
+            self._reject(c, c[5], _UNKNOWN_ORDER)
             return
         symbol = order.symbol
         if order.stop_price and not order.triggered:
