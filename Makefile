@@ -8,10 +8,10 @@ PIP := $(VENV)/bin/pip
 CARGO ?= cargo
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: test build cython rust lint check bench clean run
+.PHONY: test build cython rust lint check bench clean run web web-test
 
-# The whole test suite from a fresh clone: venv, both native builds, lint, Rust and Python tests.
-test: build lint
+# The whole test suite from a fresh clone: venv, both native builds, lint, the web UI's tests, Rust and Python tests.
+test: build lint web-test
 	cd ext && $(CARGO) test --release --quiet
 	$(PY) -m pytest -q
 
@@ -39,8 +39,27 @@ lint: $(VENV)/.installed
 
 # The venue, embedded profile: one process on http://127.0.0.1:8000, data in ./data (Ctrl-C stops it cleanly).
 # Settings: RIALTO_* variables or RUN_ARGS, e.g. `make run RUN_ARGS="--port 8001 --engine python"`.
-run: build
+run: build web
 	$(PY) -m control up --profile embedded $(RUN_ARGS)
+
+# The web UI (web/): TypeScript built by Vite into web/dist, which the gateway serves at /.
+NPM ?= npm
+CHROMIUM ?= /usr/bin/chromium
+
+web: web/node_modules/.installed
+	cd web && $(NPM) run build
+
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+# Unit tests (Vitest), then the browser tests: headless Chromium (Debian's package) against a real venue.
+web-test: web $(VENV)/.installed $(CHROMIUM)
+	cd web && $(NPM) test
+	cd web && CHROMIUM_PATH=$(CHROMIUM) node --test --test-reporter=spec tests/e2e/
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
 
 bench: build
 	$(PY) -m bench.engine

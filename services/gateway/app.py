@@ -34,6 +34,7 @@ from services.gateway.errors import ApiError, error_body, validation_error
 from services.gateway.ratelimit import retry_after
 from services.gateway.routes import ROUTERS
 from services.gateway.routes.deps import JSON, json
+from services.gateway.static import mount_web
 
 log = logging.getLogger("rialto.gateway.http")
 
@@ -179,6 +180,7 @@ def create_app(gateway: Gateway, lifespan: Lifespan | None = None) -> FastAPI:
     app.state.gateway = gateway
     for router in ROUTERS:
         app.include_router(router)
+    mount_web(app, gateway.settings.profile)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
