@@ -4,12 +4,10 @@ from .order cimport Order
 
 cdef long long _BUY
 
-@cython.final
 cdef class Level:
     cdef public long long price, total, count
     cdef public object orders
 
-@cython.final
 cdef class BookSide:
     cdef public long long side, sign
     cdef public dict levels
@@ -20,7 +18,6 @@ cdef class BookSide:
     cpdef Level unlink(self, Order order)
     cpdef drop_if_empty(self, Level level)
 
-@cython.final
 cdef class OrderBook:
     cdef public object instrument
     cdef public long long symbol, last_price

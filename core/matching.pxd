@@ -10,7 +10,6 @@ cdef long long _BUY, _SELL, _LIMIT, _MARKET, _STOP_LIMIT, _STOP_MARKET, _GTC, _I
 @cython.locals(q=cython.longlong, r=cython.longlong)
 cdef long long _fee(long long amount, long long bps)
 
-@cython.final
 cdef class ReferenceEngine:
     cdef dict _instruments, _books, _orders
     cdef Balances _balances

@@ -1,7 +1,6 @@
 # Cython declarations for order.py (augmenting .pxd: the .py stays plain Python).
 cimport cython
 
-@cython.final
 cdef class Order:
     cdef public long long order_id, account, symbol, side, order_type, time_in_force, price
     cdef public long long quantity, leaves, quote_quantity, stop_price, expire_time, post_only

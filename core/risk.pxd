@@ -1,11 +1,9 @@
 # Cython declarations for risk.py (augmenting .pxd: the .py stays plain Python).
 cimport cython
-@cython.final
 cdef class Account:
     cdef public long long account_id
     cdef public list available, held
 
-@cython.final
 cdef class Balances:
     cdef public dict accounts
     cdef public long long asset_slots
