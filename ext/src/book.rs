@@ -10,9 +10,12 @@
 //! * [`BookSide`]: the levels of one side in a slab, and `keys`, the sorted
 //!   vector of `(priority key, level)` with the best level last (a bid's key is
 //!   its price, an ask's minus its price, as in `core.book`). The best level is
-//!   `keys.last()` (O(1)); finding a level by price is a binary search, and a
-//!   new or emptied level is inserted or removed with a memmove that is short
-//!   because activity clusters at the best prices.
+//!   `keys.last()` (O(1)); a level is found by price through `index`, a
+//!   direct-mapped price -> level table ([`PRICE_BUCKETS`] buckets, a hash-map
+//!   spill for prices that share a bucket). A new or emptied level's place in
+//!   `keys` is found by walking back a few entries from the best (activity
+//!   clusters at the touch), else by a binary search, and it is inserted or
+//!   removed with a memmove that is short for the same reason.
 //! * [`Book`]: both sides, the last trade price, and the stops in two vectors
 //!   sorted so that the ones a price move reaches first come first: buy stops
 //!   by `(stop price, id)`, sell stops by `(-stop price, id)`.
@@ -26,8 +29,12 @@
 //!   leaves its list at once. Only events and snapshots are observable, and
 //!   they see the same live orders in the same order.
 
-use crate::index::I64Map;
+use crate::index::DirectMap;
 use crate::types::{bps_of, AccountId, OrderId, OrderType, Price, Quantity, Side, Stp, TimeInForce};
+
+/// Buckets of a side's price -> level table (16 bytes each): two levels of a
+/// side share a bucket only if their prices are a multiple of this apart.
+pub const PRICE_BUCKETS: usize = 1 << 12;
 
 /// The null link of the intrusive lists.
 pub const NIL: u32 = u32::MAX;
@@ -176,8 +183,9 @@ pub struct BookSide {
     free: Vec<u32>,
     /// `(key, level slot)` ascending by key; the best level is last.
     pub keys: Vec<(i64, u32)>,
-    /// Price -> level slot, for finding a level without searching `keys`.
-    index: I64Map,
+    /// Price -> level slot, for finding a level without searching `keys`:
+    /// direct-mapped by price, as live levels crowd around the touch.
+    index: DirectMap,
 }
 
 impl BookSide {
@@ -188,7 +196,7 @@ impl BookSide {
             levels: Vec::new(),
             free: Vec::new(),
             keys: Vec::new(),
-            index: I64Map::default(),
+            index: DirectMap::with_buckets(PRICE_BUCKETS),
         }
     }
 
@@ -212,10 +220,31 @@ impl BookSide {
         }
     }
 
+    /// Where `key` is or would go in `keys` (the first entry not below it).
+    ///
+    /// Levels open and empty near the touch (the end of `keys`) far more often
+    /// than deep in the book: walk back from the end a few steps before falling
+    /// back to a binary search of the rest.
+    #[inline(always)]
+    fn position(&self, key: i64) -> usize {
+        const WALK: usize = 8;
+        let keys = &self.keys;
+        let mut at = keys.len();
+        let stop = at.saturating_sub(WALK);
+        while at > stop && keys[at - 1].0 >= key {
+            at -= 1;
+        }
+        if at == stop && at > 0 && keys[at - 1].0 >= key {
+            keys[..at].partition_point(|&(k, _)| k < key)
+        } else {
+            at
+        }
+    }
+
     #[inline(never)]
     fn new_level(&mut self, price: Price) -> u32 {
         let key = price.0 * self.sign;
-        let at = self.keys.partition_point(|&(k, _)| k < key);
+        let at = self.position(key);
         let level = Level { price, total: 0, count: 0, head: NIL, tail: NIL };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -228,7 +257,7 @@ impl BookSide {
             }
         };
         self.keys.insert(at, (key, slot));
-        self.index.insert(price.0, slot);
+        self.index.insert_new(price.0, slot);
         slot
     }
 
@@ -309,7 +338,7 @@ impl BookSide {
                 self.keys.pop();
             }
             _ => {
-                let at = self.keys.partition_point(|&(k, _)| k < key);
+                let at = self.position(key);
                 if at < self.keys.len() && self.keys[at].0 == key {
                     self.keys.remove(at);
                 }

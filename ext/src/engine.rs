@@ -20,8 +20,10 @@
 //!
 //! Complexity
 //! ----------
-//! New passive order, cancel, amend: O(1) plus a binary search over the
-//! side's levels when a level is created, found or emptied. Matching: O(1)
+//! New passive order, cancel, amend: O(1) (order ids and level prices are
+//! found through direct-mapped tables) plus, when a level is created or
+//! emptied, finding its place among the side's sorted levels (a short walk
+//! back from the touch, a binary search beyond it). Matching: O(1)
 //! per fill. Stop checks after an order: O(1) when no stop is reached (the
 //! stop lists are sorted by trigger). Expiry: O(log n) per GTD order (a
 //! binary heap). Mass cancel: O(live orders) (as in the reference, an
@@ -29,9 +31,9 @@
 //!
 //! Determinism
 //! -----------
-//! The id -> slot and account -> slot hash maps (FxHash, which has no random
-//! seed anyway) are only ever looked up, never iterated, so neither their
-//! seed nor their layout can change an event or a snapshot. Everything that
+//! The id -> slot and account -> slot maps (`index::DirectMap`: direct-mapped
+//! tables with an unseeded hash-map spill) are only ever looked up, never
+//! iterated, so their layout cannot change an event or a snapshot. Everything that
 //! is output in an order is kept in that order (FIFO lists, sorted level and
 //! stop vectors) or sorted explicitly (mass cancel by id, snapshot accounts by
 //! id, books by symbol). No wall-clock time is read except to measure latency.
@@ -40,7 +42,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::book::{Book, Order, OrderCold, OrderSlab, NIL};
-use crate::index::I64Map;
+use crate::index::DirectMap;
 use crate::risk::Balances;
 use crate::types::{
     command_kind as ck, event_kind as ek, reason as r, AccountId, Command, Event, InstrumentError, InstrumentSpec,
@@ -62,6 +64,9 @@ impl Market {
         [self.quote, self.base][side as usize]
     }
 }
+
+/// Buckets of the order-id table (16 bytes each).
+pub const ID_BUCKETS: usize = 1 << 16;
 
 /// A matching limit: `None` is the reference's `_NO_LIMIT` (no band).
 type Limit = Option<i64>;
@@ -124,15 +129,43 @@ impl Out {
         }
         let len = self.events.len();
         // SAFETY: there is room for one more event (reserved above); the slot
-        // is 64-byte aligned (`Event` is `align(64)`), as the aligned 16-byte
+        // is 64-byte aligned (`Event` is `align(64)`), more than the 8-byte
         // streaming stores need; all 128 bytes are written before `set_len`
         // makes the slot part of the vector.
         unsafe {
-            use std::arch::x86_64::{__m128i, _mm_set_epi64x, _mm_stream_si128};
-            let dst = self.events.as_mut_ptr().add(len) as *mut __m128i;
-            for i in 0..8 {
-                _mm_stream_si128(dst.add(i), _mm_set_epi64x(f[2 * i + 1], f[2 * i]));
-            }
+            // One `movnti` per field straight from its register, at a fixed
+            // offset from one base register: half the instructions of pairing
+            // registers into 16-byte vectors (`_mm_stream_si128`), and
+            // `_mm_stream_si64` cannot fold the offset into its address.
+            let dst = self.events.as_mut_ptr().add(len) as *mut i64;
+            std::arch::asm!(
+                "movnti qword ptr [{p}], {a}",
+                "movnti qword ptr [{p} + 8], {b}",
+                "movnti qword ptr [{p} + 16], {c}",
+                "movnti qword ptr [{p} + 24], {d}",
+                "movnti qword ptr [{p} + 32], {e}",
+                "movnti qword ptr [{p} + 40], {f}",
+                "movnti qword ptr [{p} + 48], {g}",
+                "movnti qword ptr [{p} + 56], {h}",
+                p = in(reg) dst,
+                a = in(reg) f[0], b = in(reg) f[1], c = in(reg) f[2], d = in(reg) f[3],
+                e = in(reg) f[4], f = in(reg) f[5], g = in(reg) f[6], h = in(reg) f[7],
+                options(nostack, preserves_flags),
+            );
+            std::arch::asm!(
+                "movnti qword ptr [{p} + 64], {a}",
+                "movnti qword ptr [{p} + 72], {b}",
+                "movnti qword ptr [{p} + 80], {c}",
+                "movnti qword ptr [{p} + 88], {d}",
+                "movnti qword ptr [{p} + 96], {e}",
+                "movnti qword ptr [{p} + 104], {f}",
+                "movnti qword ptr [{p} + 112], {g}",
+                "movnti qword ptr [{p} + 120], {h}",
+                p = in(reg) dst,
+                a = in(reg) f[8], b = in(reg) f[9], c = in(reg) f[10], d = in(reg) f[11],
+                e = in(reg) f[12], f = in(reg) f[13], g = in(reg) f[14], h = in(reg) f[15],
+                options(nostack, preserves_flags),
+            );
             self.events.set_len(len + 1);
         }
     }
@@ -209,7 +242,10 @@ pub struct Engine {
     book_of: Vec<u32>,
     pub(crate) orders: OrderSlab,
     /// Order id -> slot of every live order (resting or waiting stop).
-    pub(crate) ids: I64Map,
+    /// Ids are sequence numbers, so a direct-mapped table serves them; only an
+    /// order that outlives [`ID_BUCKETS`] later ids' worth of commands can
+    /// share a bucket and go to the table's spill map.
+    pub(crate) ids: DirectMap,
     pub(crate) balances: Balances,
     /// `(expire time, order id)` of GTD orders; stale entries are skipped.
     pub(crate) expiries: BinaryHeap<Reverse<(i64, i64)>>,
@@ -232,7 +268,7 @@ impl Engine {
             books: Vec::new(),
             book_of: Vec::new(),
             orders: OrderSlab::default(),
-            ids: I64Map::with_capacity(1024),
+            ids: DirectMap::with_buckets(ID_BUCKETS),
             balances: Balances::new(),
             expiries: BinaryHeap::new(),
             seq: 0,
@@ -544,7 +580,7 @@ impl Engine {
         };
         let cold = OrderCold::new(Quantity(c.quantity), c.quote_quantity, Price(c.stop_price), c.expire_time);
         let slot = self.orders.alloc(order, cold);
-        self.ids.insert(order_id, slot);
+        self.ids.insert_new(order_id, slot);
         self.out.emit(ek::ACCEPTED, c.symbol, order_id, c.account, c.side, c.price, c.quantity, c.quantity, 0);
         if tif == TimeInForce::Gtd {
             self.expiries.push(Reverse((c.expire_time, order_id)));

@@ -11,7 +11,9 @@
 //!   the enums their fields encode, newtypes ([`types::Price`],
 //!   [`types::Quantity`], [`types::OrderId`], [`types::AccountId`]) and an
 //!   instrument's limits.
-//! * [`index`]: the small open-addressing `i64 -> slot` map behind every lookup.
+//! * [`index`]: the `i64 -> slot` maps behind every lookup: a direct-mapped
+//!   table (order ids, level prices, account ids are dense and clustered)
+//!   with a small open-addressing hash map as its spill.
 //! * [`book`]: the order slab and one instrument's book (levels with
 //!   intrusive FIFO lists, stop lists).
 //! * [`risk`]: balances and holds in flat vectors.
@@ -37,14 +39,15 @@
 //!
 //! Complexity
 //! ----------
-//! Passive order, cancel, amend: O(1) plus a binary search over one side's
+//! Passive order, cancel, amend: O(1) plus, when a level opens or empties,
+//! finding its place among one side's
 //! levels (a few hundred at most in practice). Each fill: O(1). Mass cancel:
 //! O(live orders). Snapshot: O(state). No allocation per command once the
 //! slabs and buffers are warm.
 //!
 //! Determinism
 //! -----------
-//! The hash maps (order id -> slot, account id -> slot) are looked up, never
+//! The id maps (order id -> slot, account id -> slot) are looked up, never
 //! iterated, so their hashing and seed cannot change results; everything
 //! emitted in an order is kept sorted or in FIFO order. The engine never reads
 //! the clock except to measure latency when asked.
@@ -61,11 +64,15 @@
 //! * Balances are kept for registered assets only; a snapshot with a non-zero
 //!   balance of an unregistered asset id is refused.
 //! * Throughput: the engine is bound by instruction count and branches, not
-//!   memory (look-ahead prefetching did not help); on the project's 2-core
-//!   machine `submit_batch` runs the benchmark mix at about 13 M commands/s,
-//!   short of the 20 M target. The next steps would be a dense price ladder
-//!   instead of the sorted level vector and fewer bounds-checked slab reads
-//!   on the cancel and rest paths.
+//!   memory (look-ahead prefetching did not help). About 600 instructions per
+//!   command of the benchmark mix (callgrind, `examples/replay.rs`), spread
+//!   thinly: validation, funds, the order and level links, ~2.5 events of
+//!   sixteen fields each, ~0.4 trades with their settlement. On the
+//!   project's shared 2-core machine `submit_batch` runs the mix at about
+//!   14.5 M commands/s, short of the 20 M target. Next steps: a dense price
+//!   ladder instead of the sorted level vector, fewer bounds-checked slab
+//!   reads, and for `submit` the Python side (building the event tuples and
+//!   reading the command take twice the engine's instructions).
 
 pub mod book;
 pub mod engine;

@@ -2,8 +2,9 @@
 //!
 //! Layout
 //! ------
-//! Accounts get a dense slot on first use (an id -> slot hash map that is only
-//! ever looked up, never iterated for output). Registered assets get a dense
+//! Accounts get a dense slot on first use (an id -> slot map, direct-mapped
+//! by account id with a hash-map spill, that is only ever looked up, never
+//! iterated for output). Registered assets get a dense
 //! index. Balances live in one flat vector of `[available, held]` pairs at
 //! `slot * assets + index`, so the hot path reads two adjacent words.
 //!
@@ -17,8 +18,11 @@
 //! over accounts); trades move funds and never create them, so no sum of two
 //! amounts the engine forms overflows `i64`.
 
-use crate::index::I64Map;
+use crate::index::DirectMap;
 use crate::types::{AccountId, FEE_ACCOUNT, MAX_AMOUNT};
+
+/// Buckets of the account id -> slot table (16 bytes each).
+const ACCOUNT_BUCKETS: usize = 1 << 12;
 
 /// Per-account, per-asset available and held amounts.
 #[derive(Clone, Debug)]
@@ -29,8 +33,9 @@ pub struct Balances {
     index: Vec<u32>,
     /// Dense index -> asset id.
     assets: Vec<i64>,
-    /// Account id -> slot.
-    slots: I64Map,
+    /// Account id -> slot: direct-mapped, as account ids are in practice
+    /// small and dense (others go to the table's spill map).
+    slots: DirectMap,
     /// Slot -> account id.
     ids: Vec<AccountId>,
     /// `[available, held]` at `slot * assets.len() + asset index`.
@@ -51,7 +56,7 @@ impl Balances {
             asset_slots: 1,
             index: vec![0],
             assets: Vec::new(),
-            slots: I64Map::default(),
+            slots: DirectMap::with_buckets(ACCOUNT_BUCKETS),
             ids: Vec::new(),
             cells: Vec::new(),
             supply: Vec::new(),
@@ -116,7 +121,7 @@ impl Balances {
         let slot = self.ids.len() as u32;
         self.ids.push(account);
         self.cells.resize(self.cells.len() + self.assets.len(), [0, 0]);
-        self.slots.insert(account.0, slot);
+        self.slots.insert_new(account.0, slot);
         slot
     }
 

@@ -416,7 +416,7 @@ impl Engine {
         };
         let cold = OrderCold::new(Quantity(f[7]), f[9], Price(f[10]), f[11]);
         let slot = self.orders.alloc(order, cold);
-        self.ids.insert(f[0], slot);
+        self.ids.insert_new(f[0], slot);
         if tif == TimeInForce::Gtd {
             self.expiries.push(Reverse((f[11], f[0])));
         }
