@@ -199,6 +199,7 @@ class JournalMetrics:
     fsync_seconds: float = 0.0
     largest_batch: int = 0
     segments_created: int = 0
+    frames_walked_to_seek: int = 0  # frame headers readers stepped over to reach their start (by readers)
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,12 @@ class Journal(Log):
         self.recovery: list[Cut] = []
 
         self._lock = threading.Lock()
+        # Where frames start, per segment: (position, byte offset) pairs noted by the
+        # writer at every batch and by readers where their walk ended, so opening a
+        # cursor in the middle of a segment walks from the nearest one, not from the
+        # segment's start (which made a follower's reads grow with the segment).
+        self._offsets: dict[int, list[tuple[int, int]]] = {}
+        self._offsets_lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the writer waits here for requests
         self._progress = threading.Condition(self._lock)  # sync tailers wait here for new records
         self._pending: list[_Request] = []
@@ -470,6 +477,9 @@ class Journal(Log):
             keep = bisect.bisect_right(self._segments, position) - 1  # the segment holding `position`
             keep = max(0, min(keep, len(self._segments) - 1))
             victims, self._segments = self._segments[:keep], self._segments[keep:]
+        with self._offsets_lock:
+            for base in victims:
+                self._offsets.pop(base, None)
         for base in victims:
             os.unlink(self._path(base))
         if victims:
@@ -599,6 +609,7 @@ class Journal(Log):
         pack_tail = _FRAME_TAIL.pack
         pack_crc = _U32.pack
         crc32 = zlib.crc32
+        self._note_offset(self._segments[-1], position, size)
         for request in batch:
             first = position
             for record in request.records:
@@ -618,6 +629,22 @@ class Journal(Log):
         self._active_size = size
         self._next_position = position
         return written
+
+    def _note_offset(self, base: int, position: int, offset: int) -> None:
+        with self._offsets_lock:
+            entries = self._offsets.setdefault(base, [])
+            at = bisect.bisect_left(entries, (position, -1))
+            if at == len(entries) or entries[at][0] != position:
+                entries.insert(at, (position, offset))
+
+    def _nearest_offset(self, base: int, position: int) -> tuple[int, int] | None:
+        """The noted frame start in segment ``base`` closest at or before ``position``."""
+        with self._offsets_lock:
+            entries = self._offsets.get(base)
+            if not entries:
+                return None
+            at = bisect.bisect_right(entries, (position, 2**63)) - 1
+            return entries[at] if at >= 0 else None
 
     def _write(self, parts: list[bytes]) -> int:
         if not parts:
@@ -920,7 +947,13 @@ class _Cursor:
         self.next_position = base
 
     def _skip_to(self, position: int) -> None:
-        """Walk frame headers (no checksums) to ``position`` or the end of what is written."""
+        """Walk frame headers (no checksums) to ``position`` or the end of what is written,
+        from the nearest frame start the journal has noted."""
+        nearest = self._journal._nearest_offset(self._base, position)
+        if nearest is not None and nearest[0] > self.next_position:
+            self.next_position, self._offset = nearest
+        walked = self.next_position < position
+        start = self.next_position
         while self.next_position < position:
             data = os.pread(self._fd, READ_CHUNK, self._offset)
             n = len(data)
@@ -939,6 +972,10 @@ class _Cursor:
                 expected += 1
             self._offset += offset
             self.next_position = expected
+        if walked:
+            self._journal.metrics.frames_walked_to_seek += self.next_position - start
+            if self.next_position == position:
+                self._journal._note_offset(self._base, position, self._offset)
 
     def fill(self, bound: int, out: list[tuple[int, bytes]]) -> bool:
         """Append the next records up to ``bound`` (about a chunk's worth) to ``out``. False if none."""

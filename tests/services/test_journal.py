@@ -711,3 +711,29 @@ def test_the_frame_layout_is_the_documented_one(tmp_path: Path) -> None:
     assert (length, position, batch_index) == (5, 1, 0)
     assert crc == zlib.crc32(data[SEGMENT_HEADER_SIZE + 4 : SEGMENT_HEADER_SIZE + FRAME_HEADER_SIZE + 5])
     assert struct.unpack_from("<IIQI", data, SEGMENT_HEADER_SIZE + FRAME_HEADER_SIZE + 5)[1:] == (5, 2, 1)
+
+
+def test_a_reader_starting_mid_segment_walks_from_the_nearest_noted_frame_not_the_segment_start(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path / "j", segment_bytes=1 << 30)
+    try:
+        for first in range(0, 10_000, 10):
+            journal.append_sync([b"r%d" % i for i in range(first, first + 10)])
+        before = journal.metrics.frames_walked_to_seek
+        for position in (9_995, 5_003, 9_999):
+            assert list(journal.read(position, position)) == [(position, b"r%d" % (position - 1))]
+        # Each read starts at most one batch (10 records) before its position.
+        assert journal.metrics.frames_walked_to_seek - before < 30
+    finally:
+        journal.close()
+
+
+def test_after_reopening_a_reader_remembers_where_its_walk_ended(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j", segment_bytes=1 << 30) as journal:
+        journal.append_sync([b"x"] * 5_000)
+    with Journal(tmp_path / "j", segment_bytes=1 << 30) as journal:
+        assert list(journal.read(4_000, 4_000)) == [(4_000, b"x")]
+        walked_first = journal.metrics.frames_walked_to_seek
+        assert list(journal.read(4_001, 4_001)) == [(4_001, b"x")]
+        assert walked_first >= 3_999 and journal.metrics.frames_walked_to_seek - walked_first <= 1
