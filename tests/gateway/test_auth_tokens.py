@@ -472,3 +472,23 @@ def test_symmetric_and_private_keys_in_a_jwks_are_ignored_or_reduced_to_public()
     assert keys.lookup("hmac", T0) is None
     found = keys.lookup("rsa", T0)
     assert found is not None and isinstance(found[1], rsa.RSAPublicKey)
+
+
+
+def test_a_token_verified_before_still_expires_on_time(auth: AuthService, clock: Clock) -> None:
+    """Verified tokens are remembered, but their time claims are checked on every use."""
+    token = auth.login("alice", PASSWORD).access_token
+    assert auth.verify_token(token).account_id == 1
+    assert auth.verify_token(token).account_id == 1
+    clock.t += 3600
+    with pytest.raises(TokenExpired):
+        auth.verify_token(token)
+
+
+def test_remembering_a_valid_token_does_not_admit_a_tampered_copy(auth: AuthService) -> None:
+    token = auth.login("alice", PASSWORD).access_token
+    auth.verify_token(token)
+    head, payload, signature = token.split(".")
+    forged = ".".join((head, payload, signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")))
+    with pytest.raises(TokenInvalid):
+        auth.verify_token(forged)

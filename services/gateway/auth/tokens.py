@@ -400,11 +400,24 @@ class TokenVerifier:
             raise ValueError("mapping subjects to accounts needs the store")
         self.store = store
         self.clock = clock
+        # Tokens whose signature checked out: token -> (issuer, kid, key, claims). A token is
+        # immutable, so its signature never needs checking twice; the key's validity now and
+        # the time claims are still checked on every use.
+        self._verified: dict[str, tuple[TrustedIssuer, str, Any, dict[str, Any]]] = {}
+
+    VERIFIED_CACHE = 10_000
 
     def verify(self, token: str, now: float | None = None) -> Principal:
         """The principal a valid token stands for; :class:`TokenInvalid`, :class:`TokenExpired` or
         :class:`UnknownAccount` otherwise."""
         t = self.clock() if now is None else now
+        cached = self._verified.get(token) if isinstance(token, str) else None
+        if cached is not None:
+            cached_issuer, cached_kid, cached_key, cached_claims = cached
+            current = cached_issuer.keys.lookup(cached_kid, t)
+            if current is not None and (current[1] is cached_key or current[1] == cached_key):
+                return self._check_claims(cached_issuer, cached_claims, t)
+            self._verified.pop(token, None)  # its key was retired or replaced: verify afresh
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise TokenInvalid("malformed token")
         try:
@@ -454,7 +467,11 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError, TypeError):
             raise TokenInvalid("token signature is invalid") from None
 
-        return self._check_claims(trusted, claims, t)
+        principal = self._check_claims(trusted, claims, t)
+        if len(self._verified) >= self.VERIFIED_CACHE:
+            self._verified.pop(next(iter(self._verified)), None)
+        self._verified[token] = (trusted, kid, key, claims)
+        return principal
 
     def _check_claims(self, trusted: TrustedIssuer, claims: dict[str, Any], now: float) -> Principal:
         leeway = trusted.leeway
