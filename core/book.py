@@ -51,10 +51,6 @@ class BookSide:
         self.levels: dict[int, Level] = {}
         self.keys: list[int] = []
 
-    def best_price(self) -> int:
-        """The best price on this side, or 0 when it is empty."""
-        return self.keys[-1] * self.sign if self.keys else 0
-
     def add(self, order: Order) -> Level:
         price = order.price
         level = self.levels.get(price)

@@ -75,17 +75,6 @@ def _load(name: str) -> type:
     return cls
 
 
-def available_backends() -> list[str]:
-    found = []
-    for name in BACKENDS:
-        try:
-            _load(name)
-        except BackendUnavailable:
-            continue
-        found.append(name)
-    return found
-
-
 def open_engine(backend: str | None = None, instruments: Iterable[Instrument] = ()) -> MatchingEngine:
     """Open an engine shard.
 

@@ -48,8 +48,6 @@ class Hub:
         self._subscribers: dict[Channel, set[Subscription]] = defaultdict(set)
         self._pending: dict[Channel, list[Any]] = {}
         self._coalescers: dict[str, Coalescer] = {}
-        self._flusher: asyncio.Task[None] | None = None
-        self.frames_sent = 0
 
     def connect(self) -> Subscription:
         return Subscription(self.queue_depth)
@@ -69,9 +67,6 @@ class Hub:
     def disconnect(self, subscription: Subscription) -> None:
         for channel in list(subscription.channels):
             self.unsubscribe(subscription, channel)
-
-    def subscriber_count(self) -> int:
-        return len({s for subs in self._subscribers.values() for s in subs})
 
     def has_subscribers(self, channel: Channel) -> bool:
         return channel in self._subscribers
@@ -105,7 +100,6 @@ class Hub:
                 frame = _encode(message)
                 for subscription in subscribers:
                     subscription.offer(frame)
-                self.frames_sent += 1
 
     async def run(self) -> None:
         while True:
