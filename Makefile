@@ -8,12 +8,13 @@ PIP := $(VENV)/bin/pip
 CARGO ?= cargo
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: test build cython rust lint check bench clean run web web-test
+.PHONY: test build cython rust lint check bench clean run run-local web web-test
 
 # The whole test suite from a fresh clone: venv, both native builds, lint, the web UI's tests, Rust and Python tests.
 test: build lint web-test
 	cd ext && $(CARGO) test --release --quiet
 	$(PY) -m pytest -q
+	RIALTO_E2E_PROFILE=local $(PY) -m pytest -q tests/e2e --deselect tests/e2e/test_recovery.py
 
 check: test
 
@@ -35,12 +36,17 @@ rust: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check core control services bench tests setup.py
-	$(VENV)/bin/mypy core
+	$(VENV)/bin/mypy core control services
 
 # The venue, embedded profile: one process on http://127.0.0.1:8000, data in ./data (Ctrl-C stops it cleanly).
 # Settings: RIALTO_* variables or RUN_ARGS, e.g. `make run RUN_ARGS="--port 8001 --engine python"`.
 run: build web
 	$(PY) -m control up --profile embedded $(RUN_ARGS)
+
+# The local profile: several processes on this machine's Redis (durable: appendonly yes, appendfsync always)
+# and PostgreSQL (RIALTO_POSTGRES_DSN, default postgresql://postgres@127.0.0.1:5432/rialto, created if missing).
+run-local: build web
+	$(PY) -m control up --profile local $(RUN_ARGS)
 
 # The web UI (web/): TypeScript built by Vite into web/dist, which the gateway serves at /.
 NPM ?= npm
@@ -65,4 +71,4 @@ bench: build
 	$(PY) -m bench.engine
 
 clean:
-	rm -rf core_cython build ext/target $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf core_cython build ext/target $(VENV) .pytest_cache .mypy_cache .ruff_cache web/dist web/node_modules

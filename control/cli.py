@@ -48,12 +48,47 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 # up ---------------------------------------------------------------------------
+def _passthrough(args: argparse.Namespace) -> list[str]:
+    """The configuration flags given to ``up``, for the supervisor's child processes."""
+    out: list[str] = []
+    for flag in ("config", "profile", "host", "port", "data", "engine"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            out += [f"--{flag}", str(value)]
+    return out
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     config = _config(args)
     configure_logging(config.log_level)
-    from control.venue import serve
+    if config.profile == "embedded":
+        from control.venue import serve
 
-    return serve(config)
+        return serve(config)
+    from control.supervisor import Supervisor
+
+    return Supervisor(config, _passthrough(args)).run()
+
+
+def cmd_role(args: argparse.Namespace) -> int:
+    """One process of a multi-process venue (the supervisor starts these)."""
+    config = _config(args)
+    configure_logging(config.log_level)
+    if args.role == "shard":
+        from control.processes import shard
+
+        return shard.run(config, args.shard)
+    if args.role == "persister":
+        from control.processes import persister
+
+        return persister.run(config)
+    if args.role == "marketdata":
+        from control.processes import marketdata
+
+        return marketdata.run(config)
+    from control.processes import gateway
+
+    return gateway.run(config, args.worker, args.fd)
 
 
 # status -----------------------------------------------------------------------
@@ -241,7 +276,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a TOML configuration file (also RIALTO_CONFIG)")
     parser.add_argument("--data", help="the data directory (default ./data; also RIALTO_DATA)")
     parser.add_argument("--engine", help="engine backend: python, cython, rust, fpga-sim (default: fastest built)")
-    parser.add_argument("--profile", choices=PROFILES, help="deployment profile (only embedded runs today)")
+    parser.add_argument("--profile", choices=PROFILES,
+                        help="embedded (one process, default), local (Redis + PostgreSQL, several processes) "
+                             "or aws (Kinesis, DynamoDB, Aurora, S3)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -253,6 +290,16 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="listen address (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="listen port (default 8000)")
     up.set_defaults(run=cmd_up)
+
+    role = commands.add_parser("role", help=argparse.SUPPRESS)
+    _common(role)
+    role.add_argument("role", choices=("shard", "persister", "marketdata", "gateway"))
+    role.add_argument("--host", help=argparse.SUPPRESS)
+    role.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    role.add_argument("--shard", type=int, default=0)
+    role.add_argument("--worker", type=int, default=0)
+    role.add_argument("--fd", type=int, default=None)
+    role.set_defaults(run=cmd_role)
 
     status = commands.add_parser("status", help="a running venue's status, or the data directory's")
     _common(status)
@@ -272,7 +319,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from core.engine import BackendUnavailable
+    from services.log.base import LogError
     from services.log.journal import JournalLocked
+    from services.persistence.postgres import StoreUnavailable
 
     args = parser().parse_args(argv)
     try:
@@ -282,6 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except JournalLocked:
         print("rialto: another venue is running on this data directory", file=sys.stderr)
+        return 2
+    except (LogError, StoreUnavailable, OSError) as exc:
+        # A server the profile needs is missing or unsafe (Redis without AOF, PostgreSQL down, port taken).
+        print(f"rialto: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

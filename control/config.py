@@ -18,9 +18,18 @@ The TOML file uses the same names: top-level keys, ``[rate]``, ``[faucet]``
 decimal string), ``[[assets]]`` and ``[[instruments]]`` to replace the two
 default markets.
 
-The profile picks the adapters, in one place: ``control.venue.open_adapters``.
-Only ``embedded`` exists now (file journal, SQLite, in-process everything);
-``local`` and ``aws`` are refused with a clear message until they land.
+The profile picks the adapters, in one place: ``control.adapters``.
+``embedded``: file journals, SQLite, everything in one process. ``local``:
+Redis Streams logs, PostgreSQL projections and auth, Redis for rate limits,
+client order ids and market data, several processes under the supervisor.
+``aws``: the same processes on Kinesis, DynamoDB, Aurora PostgreSQL,
+ElastiCache Redis and S3 (``[aws]``).
+
+Shards (``[[shards]]``, local and aws profiles): each names the symbols one
+engine process owns; the default is one shard with every symbol. A shard's
+id is its place in the list, and it is part of every sequence number it
+stamps (``services.matcher.shard.SHARD_BITS``), so order ids are unique
+across shards.
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ from typing import Any
 from core.instrument import Asset, Instrument, make_instrument
 
 PROFILES = ("embedded", "local", "aws")
-AVAILABLE_PROFILES = ("embedded",)
+AVAILABLE_PROFILES = PROFILES
+MAX_SHARDS = 64
 ENV_PREFIX = "RIALTO_"
 
 
@@ -89,6 +99,30 @@ def default_instruments() -> list[InstrumentSpec]:
 
 
 @dataclass
+class ShardSpec:
+    """One engine shard: a name and the symbols it owns."""
+
+    name: str
+    symbols: list[str]
+
+
+@dataclass
+class AwsConfig:
+    """Where the aws profile's services are (endpoint_url: empty for AWS itself, a URL for moto or LocalStack)."""
+
+    region: str = "us-east-1"
+    endpoint_url: str = ""
+    kinesis_stream: str = "rialto-commands"
+    event_stream: str = "rialto-events"
+    table_prefix: str = "rialto-"
+    bucket: str = "rialto-venue"
+    archive_after_days: float = 30.0
+    """Trades older than this go to the Parquet archive in S3 (0: every trade, as soon as it is stored)."""
+    archive_every_seconds: float = 3600.0
+    """How often the persister looks for trades to archive."""
+
+
+@dataclass
 class RateLimits:
     """Token buckets (see ``services.gateway.ratelimit``): a burst and a steady rate per second."""
 
@@ -135,7 +169,22 @@ class Config:
     log_level: str = "info"
     admin_api: bool = True
     """Serve ``/admin/status`` (state hash, positions); for operators and tests on a local venue."""
+    fast_path: bool = True
+    """Answer order placement and cancellation in ``services.gateway.fastpath`` (same answers as FastAPI's routes)."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Local profile: the Redis holding the logs, market data, rate limits and client order id claims."""
+    redis_fsync: str = "always"
+    """What Redis's ``appendfsync`` must be (checked at start): ``always`` (an acknowledged order survives a
+    Redis crash), ``everysec`` (up to a second of acknowledged orders can be lost) or ``none`` (no check)."""
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/rialto"
+    """Local and aws profiles: projections, ledger and accounts."""
+    key_prefix: str = "rialto:"
+    """Prefix of this venue's Redis keys (several venues can share one Redis)."""
+    gateways: int = 2
+    """Gateway worker processes (local and aws profiles); they share the listening socket."""
     rate: RateLimits = field(default_factory=RateLimits)
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    shards: list[ShardSpec] = field(default_factory=list)
     faucet: FaucetConfig = field(default_factory=FaucetConfig)
     assets: list[AssetSpec] = field(default_factory=default_assets)
     instruments: list[InstrumentSpec] = field(default_factory=default_instruments)
@@ -156,8 +205,47 @@ class Config:
             raise ConfigError(f"unknown engine backend {self.engine!r}; choose one of {', '.join(BACKENDS)}")
         if self.tick_ms < 1:
             raise ConfigError("tick_ms must be at least 1")
+        if self.redis_fsync not in ("always", "everysec", "none"):
+            raise ConfigError(f"redis_fsync must be always, everysec or none, not {self.redis_fsync!r}")
+        if not 1 <= self.gateways <= 64:
+            raise ConfigError("gateways must be between 1 and 64")
+        if self.aws.archive_after_days < 0:
+            raise ConfigError("aws.archive_after_days must not be negative")
+        if self.aws.archive_every_seconds < 1:
+            raise ConfigError("aws.archive_every_seconds must be at least 1")
         self.build_instruments()  # raises on a bad market
+        self.shard_of_symbol()  # raises on a bad shard map
         return self
+
+    def shard_specs(self) -> list[ShardSpec]:
+        """The configured shards, or one shard owning every symbol."""
+        return self.shards or [ShardSpec("main", [spec.symbol for spec in self.instruments])]
+
+    def shard_of_symbol(self) -> dict[str, int]:
+        """symbol -> shard id; every symbol in exactly one shard."""
+        specs = self.shard_specs()
+        if len(specs) > MAX_SHARDS:
+            raise ConfigError(f"at most {MAX_SHARDS} shards")
+        known = {spec.symbol for spec in self.instruments}
+        owner: dict[str, int] = {}
+        for shard, spec in enumerate(specs):
+            if not spec.symbols:
+                raise ConfigError(f"shard {spec.name!r} owns no symbol")
+            for symbol in spec.symbols:
+                if symbol not in known:
+                    raise ConfigError(f"shard {spec.name!r}: unknown symbol {symbol!r}")
+                if symbol in owner:
+                    raise ConfigError(f"symbol {symbol!r} is in two shards")
+                owner[symbol] = shard
+        missing = sorted(known - owner.keys())
+        if missing:
+            raise ConfigError(f"symbols in no shard: {', '.join(missing)}")
+        return owner
+
+    def shard_instruments(self, shard: int) -> list[Instrument]:
+        """The instruments engine shard ``shard`` runs."""
+        owner = self.shard_of_symbol()
+        return [i for i in self.build_instruments() if owner[i.symbol] == shard]
 
     def build_assets(self) -> dict[str, Asset]:
         try:
@@ -225,6 +313,11 @@ def _apply_mapping(target: Any, values: Mapping[str, Any], where: str) -> Any:
             changes[name] = [AssetSpec(**item) for item in value]
         elif name == "instruments":
             changes[name] = [InstrumentSpec(**item) for item in value]
+        elif name == "shards":
+            try:
+                changes[name] = [ShardSpec(str(item["name"]), [str(s) for s in item["symbols"]]) for item in value]
+            except (KeyError, TypeError):
+                raise ConfigError(f"{where}: each [[shards]] needs a name and a list of symbols") from None
         elif is_dataclass(current):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: [{key}] must be a table")

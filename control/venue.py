@@ -40,7 +40,6 @@ import asyncio
 import base64
 import contextlib
 import functools
-import heapq
 import logging
 import os
 import signal
@@ -53,11 +52,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from control.config import AVAILABLE_PROFILES, Config, ConfigError
+from control.config import Config, ConfigError
+from control.expiry import ExpiryClock
 from control.projector import ProjectionFollower
-from core.commands import CommandKind, TimeInForce, tick
+from core.commands import tick
 from core.engine import MatchingEngine, open_engine
-from core.events import EventKind
 from core.instrument import FEE_ACCOUNT, Instrument
 from services.gateway.app import create_app
 from services.gateway.auth import Argon2Params, AuthService, AuthSettings, SecretBox
@@ -69,17 +68,12 @@ from services.intake.intake import Intake
 from services.log.journal import Journal
 from services.marketdata.feed import MarketData
 from services.marketdata.hub import Hub
-from services.matcher.records import Outcome
 from services.matcher.shard import EngineShard, RecoveryReport
 from services.matcher.snapshots import DiskSnapshotStore, StoredSnapshot
 from services.persistence import SqliteStore
-from services.persistence.store import OPEN_STATUSES
 
 log = logging.getLogger("rialto.venue")
 
-_NEW_ORDER = int(CommandKind.NEW_ORDER)
-_GTD = int(TimeInForce.GTD)
-_ACCEPTED = int(EventKind.ACCEPTED)
 
 
 class TrackedSnapshots:
@@ -132,11 +126,10 @@ def server_key(config: Config) -> SecretBox:
 
 
 def open_adapters(config: Config, metrics: GatewayMetrics | None = None) -> Adapters:
-    """The one place a profile becomes technology. Only ``embedded`` exists yet."""
-    if config.profile not in AVAILABLE_PROFILES:
-        raise ConfigError(
-            f"profile {config.profile!r} is not available yet; this build runs {', '.join(AVAILABLE_PROFILES)}"
-        )
+    """The embedded profile's adapters (the local and aws profiles build theirs in ``control.adapters``)."""
+    if config.profile != "embedded":
+        raise ConfigError(f"the {config.profile} profile runs as several processes: use `rialto up --profile "
+                          f"{config.profile}` (control.supervisor), not the single-process venue")
     data = config.data_dir
     data.mkdir(parents=True, exist_ok=True)
     command_log = Journal(data / "commands", fsync=config.fsync,
@@ -156,32 +149,6 @@ def open_adapters(config: Config, metrics: GatewayMetrics | None = None) -> Adap
         secret_box=server_key(config),
         limiter=InMemoryRateLimiter(),
     )
-
-
-class ExpiryClock:
-    """Knows the earliest GTD expiry and sends a TICK when it is due."""
-
-    def __init__(self) -> None:
-        self.expiries: list[int] = []
-        self.ticks = 0
-
-    def on_outcome(self, outcome: Outcome) -> None:
-        c = outcome.command
-        if c.kind == _NEW_ORDER and c.time_in_force == _GTD and c.expire_time:
-            for e in outcome.events:
-                if e.kind == _ACCEPTED and e.order_id == c.seq:
-                    heapq.heappush(self.expiries, c.expire_time)
-                    break
-
-    def add(self, expire_time: int) -> None:
-        heapq.heappush(self.expiries, expire_time)
-
-    def due(self, now: int) -> bool:
-        found = False
-        while self.expiries and self.expiries[0] <= now:
-            heapq.heappop(self.expiries)
-            found = True
-        return found
 
 
 class Venue:
@@ -297,12 +264,8 @@ class Venue:
         assert self.gateway is not None
         while not await self.projector.wait_for(self.floor, 1.0):
             pass
-        open_statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
-        for (expire_time,) in self.reader.connection.execute(
-            f"SELECT expire_time FROM orders WHERE time_in_force = 'gtd' AND status IN ({open_statuses})"
-        ):
-            if expire_time:
-                self.expiry.add(expire_time)
+        for expire_time in self.reader.open_gtd_expiries():
+            self.expiry.add(expire_time)
         interval = self.config.tick_ms / 1000.0
         while True:
             await asyncio.sleep(interval)
@@ -428,7 +391,7 @@ class Venue:
             finally:
                 await self.stop()
 
-        return create_app(gateway, lifespan)
+        return create_app(gateway, lifespan, fast_path=self.config.fast_path)
 
 
 def serve(config: Config) -> int:

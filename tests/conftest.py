@@ -21,6 +21,14 @@ pytest.register_assert_rewrite("scenarios")
 
 from scenarios.dsl import DEFAULT_FUNDS, btc_usd, deposit, eth_usd  # noqa: E402
 from scenarios.runner import open_backend  # noqa: E402
+from servers import (  # noqa: E402,F401 - fixtures for the adapter tests
+    moto_endpoint,
+    postgres_dsn,
+    postgres_server,
+    postgres_session_dsn,
+    redis_url,
+    unique_prefix,
+)
 
 from core.engine import BACKENDS, MatchingEngine  # noqa: E402
 from core.instrument import Instrument  # noqa: E402

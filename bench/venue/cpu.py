@@ -9,8 +9,10 @@ from dataclasses import dataclass
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def process_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads) so far."""
+def process_seconds(pid: int | list[int]) -> float:
+    """User + system CPU seconds of a process (all its threads), or of several, so far."""
+    if isinstance(pid, list):
+        return sum(process_seconds(p) for p in pid)
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
@@ -29,7 +31,7 @@ def machine_ticks() -> tuple[int, int]:
 class CpuWindow:
     """Start with ``CpuWindow.start(pid)``, end with ``.stop()``: cores used by the venue and by the machine."""
 
-    pid: int
+    pid: int | list[int]
     t0: float
     proc0: float
     busy0: int
@@ -40,7 +42,7 @@ class CpuWindow:
     seconds: float = 0.0
 
     @classmethod
-    def start(cls, pid: int) -> CpuWindow:
+    def start(cls, pid: int | list[int]) -> CpuWindow:
         busy, total = machine_ticks()
         return cls(pid, time.monotonic(), process_seconds(pid), busy, total)
 

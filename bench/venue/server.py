@@ -66,7 +66,12 @@ def free_port() -> int:
 class Venue:
     """One venue process; ``with Venue() as venue: ...`` starts it and always stops it (then removes its data)."""
 
-    def __init__(self, extra_env: dict[str, str] | None = None, keep: bool = False) -> None:
+    def __init__(self, extra_env: dict[str, str] | None = None, keep: bool = False, profile: str = "embedded",
+                 gateways: int = 2) -> None:
+        self.profile = profile
+        self.gateways = gateways
+        self.database = ""
+        self.key_prefix = ""
         self.tmp = Path(tempfile.mkdtemp(prefix="rialto-bench-"))
         self.data = self.tmp / "data"
         self.log_path = self.tmp / "venue.log"
@@ -87,17 +92,42 @@ class Venue:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**LOAD_ENV, **self.extra_env}
+        env = {**LOAD_ENV, **self.extra_env}
+        if self.profile == "local":
+            env.update({"RIALTO_PROFILE": "local", "RIALTO_POSTGRES_DSN": self.database,
+                        "RIALTO_KEY_PREFIX": self.key_prefix, "RIALTO_GATEWAYS": str(self.gateways)})
+        return env
+
+    def pids(self) -> list[int]:
+        """The venue's processes: the one process, or the supervisor and every process it runs."""
+        assert self.proc is not None
+        pids = [self.proc.pid]
+        state = self.data / "supervisor.json"
+        if self.profile == "local" and state.exists():
+            import json
+
+            pids += [info["pid"] for info in json.loads(state.read_text()).values() if info["pid"]]
+        return pids
 
     def start(self, timeout: float = 60.0) -> Venue:
         self.config_path.write_text(FAUCET_TOML)
         self.port = free_port()
+        if self.profile == "local" and not self.database:
+            import secrets
+
+            import psycopg
+
+            name = f"rialto_bench_{secrets.token_hex(4)}"
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            self.database = f"postgresql://postgres@127.0.0.1:5432/{name}"
+            self.key_prefix = f"bench{secrets.token_hex(4)}:"
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "control", "up", "--port", str(self.port), "--data", str(self.data),
                  "--config", str(self.config_path)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -131,9 +161,29 @@ class Venue:
         return self.proc.returncode
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait(10)
+
+    def drop_servers_state(self) -> None:
+        """Local profile: remove the benchmark's database and Redis keys."""
+        if not self.database:
+            return
+        import psycopg
+        import redis
+
+        name = self.database.rsplit("/", 1)[1]
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        client = redis.Redis()
+        try:
+            for key in client.scan_iter(f"{self.key_prefix}*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
 
     def __enter__(self) -> Venue:
         return self.start()
@@ -144,6 +194,7 @@ class Venue:
         finally:
             if not self.keep:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+                self.drop_servers_state()
 
     # Reading the venue ------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -170,12 +221,22 @@ class Venue:
         deadline = time.monotonic() + timeout
         while True:
             status = self.status()
+            if self.profile == "local":
+                status["projection"]["lag"] = status["sequence"] - status["projection"]["applied"].get("0", 0)
             if status["projection"]["lag"] == 0 or time.monotonic() > deadline:
                 return status
             time.sleep(0.2)
 
     def projection_counts(self) -> dict[str, int]:
-        """Orders in the projection (SQLite, read-only while the venue runs), by status, and their total."""
+        """Orders in the projection (read-only while the venue runs), by status, and their total."""
+        if self.profile == "local":
+            import psycopg
+
+            with psycopg.connect(self.database) as conn:
+                rows = conn.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall()
+            counts = {str(status): int(n) for status, n in rows}
+            counts["total"] = sum(counts.values())
+            return counts
         db = sqlite3.connect(f"file:{self.data / 'projections.sqlite'}?mode=ro", uri=True, timeout=30.0)
         try:
             rows = db.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall()

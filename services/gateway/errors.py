@@ -151,3 +151,27 @@ def validation_error(errors: list[Any], where_default: str = "body") -> ApiError
     else:
         code = "invalid_field"
     return ApiError(422, code, f"{name}: {message}" if name else message, field=name)
+
+
+def unavailable_error(exc: BaseException) -> ApiError | None:
+    """A 503 for a server the venue depends on being away (Redis, PostgreSQL, AWS); None for other errors.
+
+    The client may retry: an order retried with the same client order id is placed at most once.
+    """
+    from redis.exceptions import RedisError
+
+    from services.gateway.order_id_claims import ClaimsUnavailable
+    from services.gateway.ratelimit_redis import RateLimiterUnavailable
+    from services.log.base import LogError
+    from services.persistence.postgres import StoreUnavailable
+
+    if isinstance(exc, LogError):
+        message = ("the order log is unavailable: the request may not have been taken; retry shortly "
+                   "(an order retried with the same client_order_id is placed at most once)")
+    elif isinstance(exc, StoreUnavailable):
+        message = "the venue's database is unavailable; retry shortly"
+    elif isinstance(exc, RateLimiterUnavailable | ClaimsUnavailable | RedisError):
+        message = "the venue's cache is unavailable; retry shortly"
+    else:
+        return None
+    return ApiError(503, "unavailable", message, headers={"Retry-After": "1"})

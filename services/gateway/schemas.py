@@ -50,6 +50,22 @@ class FaucetRequest(Strict):
     amount: DecimalText = Field(max_length=40, description="decimal string, e.g. \"1000.00\"")
 
 
+class TransferRequest(Strict):
+    asset: StrictStr = Field(max_length=16, description="asset code, e.g. USD")
+    amount: DecimalText = Field(max_length=40, description="decimal string, e.g. \"1000.00\"")
+    from_shard: StrictStr = Field(max_length=64, description="the shard the funds leave (its configured name)")
+    to_shard: StrictStr = Field(max_length=64, description="the shard the funds go to")
+
+
+class TransferOut(BaseModel):
+    transfer_id: str
+    asset: str
+    amount: str
+    from_shard: str
+    to_shard: str
+    status: str = Field(description="in_transit: left the source shard; the destination credits it shortly")
+
+
 class OrderRequest(Strict):
     symbol: StrictStr = Field(max_length=32, examples=["BTC-USD"])
     side: Side

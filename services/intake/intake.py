@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from core.commands import Command
 from services.log.base import Log
-from services.matcher.records import CommandRecord, Outcome, encode_command_record
+from services.matcher.records import CommandRecord, Outcome, decode_outcome, encode_command_record
 
 Clock = Callable[[], int]
 
@@ -35,7 +35,7 @@ class Intake:
         self.clock = clock
         self._last_time = 0
         self._waiting: dict[int, asyncio.Future[Outcome]] = {}
-        self._early: OrderedDict[int, Outcome] = OrderedDict()
+        self._early: OrderedDict[int, Outcome | bytes] = OrderedDict()
         self.closed = False
 
     def stamp(self) -> int:
@@ -52,7 +52,7 @@ class Intake:
         (position,) = await self.command_log.append([encode_command_record(record)])
         early = self._early.pop(position, None)
         if early is not None:
-            return early
+            return decode_outcome(early) if isinstance(early, bytes) else early
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting[position] = future
         try:
@@ -67,6 +67,19 @@ class Intake:
             if not future.done():
                 future.set_result(outcome)
             return
-        self._early[outcome.position] = outcome
+        self._remember_early(outcome.position, outcome)
+
+    def on_outcome_record(self, position: int, record: bytes) -> None:
+        """``on_outcome`` for an encoded outcome: decoded only if a client here waits for it (a gateway
+        process follows every process's outcomes, most of them for other processes' clients)."""
+        future = self._waiting.get(position)
+        if future is not None:
+            if not future.done():
+                future.set_result(decode_outcome(record))
+            return
+        self._remember_early(position, record)
+
+    def _remember_early(self, position: int, outcome: Outcome | bytes) -> None:
+        self._early[position] = outcome
         while len(self._early) > self.EARLY_OUTCOMES:
             self._early.popitem(last=False)

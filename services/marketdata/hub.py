@@ -25,12 +25,14 @@ _encode = msgspec.json.Encoder().encode
 
 
 class Subscription:
-    __slots__ = ("channels", "lagged", "queue")
+    __slots__ = ("channels", "held", "lagged", "queue")
 
     def __init__(self, depth: int) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=depth)
         self.channels: set[Channel] = set()
         self.lagged = False
+        # Frames parked by ``Hub.hold`` per channel; None (the usual case) costs deliver one test.
+        self.held: dict[Channel, list[bytes]] | None = None
 
     def offer(self, frame: bytes) -> None:
         if self.lagged:
@@ -58,6 +60,10 @@ class Hub:
 
     def unsubscribe(self, subscription: Subscription, channel: Channel) -> None:
         subscription.channels.discard(channel)
+        if subscription.held is not None:
+            subscription.held.pop(channel, None)
+            if not subscription.held:
+                subscription.held = None
         subscribers = self._subscribers.get(channel)
         if subscribers is not None:
             subscribers.discard(subscription)
@@ -105,3 +111,51 @@ class Hub:
         while True:
             await asyncio.sleep(self.interval)
             self.flush()
+
+    # Frames made elsewhere (the local profile: one publisher, many gateway processes) ----------
+    def deliver(self, channel: Channel, frame: bytes) -> None:
+        """Put an already-serialised frame on the queue of every subscriber of ``channel``, as is.
+
+        A subscription holding the channel (``hold``) gets it parked instead.
+        """
+        subscribers = self._subscribers.get(channel)
+        if not subscribers:
+            return
+        for subscription in subscribers:
+            held = subscription.held
+            if held is not None and channel in held:
+                held[channel].append(frame)
+            else:
+                subscription.offer(frame)
+
+    def hold(self, subscription: Subscription, channel: Channel) -> None:
+        """Subscribe, parking the channel's delivered frames until ``release``.
+
+        For a snapshot fetched asynchronously: hold first, then fetch, so no
+        frame after the snapshot can be missed while the fetch is in flight.
+        Only ``deliver`` parks frames: ``flush`` (frames made in this process)
+        never needs to, since there the snapshot is taken synchronously.
+        """
+        if subscription.held is None:
+            subscription.held = {}
+        subscription.held[channel] = []
+        self.subscribe(subscription, channel)
+
+    def release(self, subscription: Subscription, channel: Channel,
+                keep: Callable[[bytes], bool] | None = None) -> int:
+        """Stop holding: queue the parked frames that ``keep`` accepts (all without it), in order.
+
+        Returns how many were queued.
+        """
+        held = subscription.held
+        frames = held.pop(channel, []) if held is not None else []
+        if held is not None and not held:
+            subscription.held = None
+        queued = 0
+        if channel not in subscription.channels:  # unsubscribed (or disconnected) meanwhile
+            return 0
+        for frame in frames:
+            if keep is None or keep(frame):
+                subscription.offer(frame)
+                queued += 1
+        return queued

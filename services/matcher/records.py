@@ -9,8 +9,11 @@ data, the gateway's acks) read outcomes and drop those at or below a
 position they have already applied.
 
 Layout (little-endian): command = 16 x int64; then u16 length + UTF-8 client
-order id; outcome = u64 command position + command record + events
-(16 x int64 each, to the end).
+order id; outcome = u8 length + the command position as that many unsigned
+little-endian bytes + command record + events (16 x int64 each, to the
+end). The position is variable-length because Kinesis sequence numbers are
+far wider than 64 bits (a Redis stream position or a journal position takes
+8 bytes or fewer).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from core.events import Event
 _COMMAND = struct.Struct("<16q")
 _EVENT = struct.Struct("<16q")
 _COID_LEN = struct.Struct("<H")
-_POSITION = struct.Struct("<Q")
+_POSITION_LEN = struct.Struct("<B")
 MAX_CLIENT_ORDER_ID = 64
 
 
@@ -84,8 +87,15 @@ def decode_command_record(data: bytes) -> CommandRecord:
 
 
 def encode_outcome(outcome: Outcome) -> bytes:
+    position = outcome.position
+    if position < 0:
+        raise RecordError("a log position is never negative")
+    width = max(1, (position.bit_length() + 7) // 8)
+    if width > 255:
+        raise RecordError("a log position wider than 255 bytes")
     parts = [
-        _POSITION.pack(outcome.position),
+        _POSITION_LEN.pack(width),
+        position.to_bytes(width, "little"),
         encode_command_record(CommandRecord(outcome.command, outcome.client_order_id)),
     ]
     parts.extend(_EVENT.pack(*event) for event in outcome.events)
@@ -93,10 +103,13 @@ def encode_outcome(outcome: Outcome) -> bytes:
 
 
 def decode_outcome(data: bytes) -> Outcome:
-    if len(data) < _POSITION.size:
+    if len(data) < 1:
         raise RecordError("outcome record is truncated")
-    (position,) = _POSITION.unpack_from(data, 0)
-    record, at = _decode_command_at(data, _POSITION.size)
+    width = data[0]
+    if len(data) < 1 + width:
+        raise RecordError("outcome record is truncated")
+    position = int.from_bytes(data[1:1 + width], "little")
+    record, at = _decode_command_at(data, 1 + width)
     rest = len(data) - at
     if rest % _EVENT.size:
         raise RecordError("outcome events are not whole records")

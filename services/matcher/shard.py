@@ -3,6 +3,9 @@
 The pipeline, in order, for every command record the log acknowledges:
 
 1. stamp ``seq`` = the shard's sequence + 1 (log order is the only order);
+   shard ``k`` numbers from ``k << SHARD_BITS``, so sequence numbers, and
+   the order ids made from them, are unique across the venue's shards while
+   staying dense within each (the native engine's id tables rely on that);
 2. apply it to the engine (risk and matching, deterministic);
 3. hand the outcome to in-process subscribers (the intake's waiting
    clients, market data) at once;
@@ -25,13 +28,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.engine import MatchingEngine
-from services.log.base import Log
+from services.log.base import Log, LogClosed, LogError
 from services.matcher.records import CommandRecord, Outcome, decode_command_record, decode_outcome, encode_outcome
 from services.matcher.snapshots import SnapshotStore, StoredSnapshot
 
 log = logging.getLogger(__name__)
 
 OutcomeSubscriber = Callable[[Outcome], None]
+
+_COMMAND_SIZE = 128  # a command record starts with the command's 16 little-endian int64 (matcher.records)
+
+SHARD_BITS = 40
+"""Sequence numbers of shard ``k`` are ``k << SHARD_BITS`` + 1, + 2, ...: a trillion commands per shard."""
+
+
+def shard_of_seq(seq: int) -> int:
+    """The shard that stamped ``seq`` (an order id is a seq too)."""
+    return seq >> SHARD_BITS
 
 
 @dataclass
@@ -50,8 +63,11 @@ class EngineShard:
         event_log: Log,
         snapshots: SnapshotStore,
         snapshot_every: int = 100_000,
+        shard_id: int = 0,
     ) -> None:
         self.engine = engine
+        self.shard_id = shard_id
+        self.seq_base = shard_id << SHARD_BITS
         self.command_log = command_log
         self.event_log = event_log
         self.snapshots = snapshots
@@ -88,7 +104,30 @@ class EngineShard:
         covered = self._last_outcome_position()
         replayed = rewritten = 0
         pending: list[bytes] = []
-        for position, data in self.command_log.read(self.command_position + 1):
+        records = iter(self.command_log.read(self.command_position + 1))
+        # Commands whose outcomes the event log already has: only the engine's state matters, so they go
+        # to the engine in batches (its NumPy entry point) with no Outcome built (the bulk of a restart).
+        position = self.command_position
+        seq = max(self.engine.sequence, self.seq_base)
+        batch: list[bytes] = []
+        outcome = None
+        for position, data in records:
+            if position > covered:
+                seq = self._submit_batch(batch, seq)
+                batch = []
+                outcome = self._apply(position, decode_command_record(data))
+                replayed += 1
+                break
+            batch.append(data[:_COMMAND_SIZE])
+            replayed += 1
+            if len(batch) >= 8192:
+                seq = self._submit_batch(batch, seq)
+                batch = []
+        self._submit_batch(batch, seq)
+        self.command_position = max(self.command_position, min(position, covered))
+        if outcome is not None:
+            pending.append(encode_outcome(outcome))
+        for position, data in records:
             outcome = self._apply(position, decode_command_record(data))
             replayed += 1
             if position > covered:
@@ -104,6 +143,20 @@ class EngineShard:
         log.info("shard recovered: %s", report)
         return report
 
+    def _submit_batch(self, commands: list[bytes], seq: int) -> int:
+        """Stamp ``commands`` (raw command words) with the sequence after ``seq`` and submit them as one
+        batch; the last seq stamped."""
+        if not commands:
+            return seq
+        import numpy as np
+
+        from core.batch import command_dtype
+
+        array = np.frombuffer(b"".join(commands), dtype=command_dtype()).copy()
+        array["seq"] = np.arange(seq + 1, seq + 1 + len(commands), dtype=np.int64)
+        self.engine.submit_batch(array)
+        return seq + len(commands)
+
     def _append_outcomes_sync(self, records: list[bytes]) -> None:
         append_sync = getattr(self.event_log, "append_sync", None)
         if append_sync is None:
@@ -112,7 +165,7 @@ class EngineShard:
 
     # Running ------------------------------------------------------------
     def _apply(self, position: int, record: CommandRecord) -> Outcome:
-        command = record.command._replace(seq=self.engine.sequence + 1)
+        command = record.command._replace(seq=max(self.engine.sequence, self.seq_base) + 1)
         started = time.perf_counter()
         events = self.engine.submit(command)
         self.command_seconds += time.perf_counter() - started
@@ -134,9 +187,22 @@ class EngineShard:
         await self.flush()
 
     async def _write_outcomes(self) -> None:
+        delay = 0.05
         while self._unwritten:
             batch, self._unwritten = self._unwritten, []
-            await self.event_log.append(batch)
+            try:
+                await self.event_log.append(batch)
+                delay = 0.05
+            except LogClosed:
+                raise
+            except LogError as exc:
+                # The event log's server is away: keep the outcomes, in order, and try again. Consumers
+                # wait meanwhile; nothing is lost, since the engine state that made them stays in memory.
+                self._unwritten[:0] = batch
+                log.error("event log unavailable (%s): %d outcomes waiting; retrying in %.2f s",
+                          exc, len(self._unwritten), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def flush(self) -> None:
         """Wait until every outcome so far is in the event log."""

@@ -2,12 +2,15 @@
 
 ``store`` is the interface (``ProjectionStore``) and the views the API gets;
 ``projection`` is what the events mean for the rows, shared by every store;
-``sqlite`` is the embedded profile's store. PostgreSQL and DynamoDB adapters
-implement the same interface. Every store can be rebuilt from the log.
+``sqlite`` is the embedded profile's store, ``postgres`` the local and aws
+profiles' (``migrate`` applies its schema; ``StoreUnavailable`` is an
+unreachable server). A DynamoDB adapter implements the same interface. Every
+store can be rebuilt from the log.
 """
 
+from services.persistence.postgres import PostgresStore, StoreUnavailable, migrate
 from services.persistence.projection import Changes, ProjectionError, Projector
-from services.persistence.sqlite import SchemaError, SqliteStore
+from services.persistence.sqlite import SqliteStore
 from services.persistence.store import (
     EXTERNAL_ACCOUNT,
     INTERVALS,
@@ -18,6 +21,7 @@ from services.persistence.store import (
     ProjectionStore,
     Record,
     Registry,
+    SchemaError,
     TradeView,
     UnknownSymbol,
 )
@@ -30,6 +34,7 @@ __all__ = [
     "Changes",
     "FillView",
     "OrderView",
+    "PostgresStore",
     "ProjectionError",
     "ProjectionStore",
     "Projector",
@@ -37,6 +42,8 @@ __all__ = [
     "Registry",
     "SchemaError",
     "SqliteStore",
+    "StoreUnavailable",
     "TradeView",
     "UnknownSymbol",
+    "migrate",
 ]

@@ -5,7 +5,7 @@ transactions but never corrupt the file; the log replays what was lost).
 One writer applies batches; readers (the API) may open the same file with
 ``readonly=True`` and read while it writes.
 
-Schema (version 1)
+Schema (version 2)
 ------------------
 =====================  ===========================================================
 table                  key and contents
@@ -42,7 +42,7 @@ per table; balances and candles are upserts of the batch's deltas, so the
 write path reads nothing but the few orders and client order ids the batch
 refers to that are not in the projector's cache. Secondary indexes are only
 those the queries use (orders by account, open orders by account, client
-order ids, fills by account, trades by symbol); each costs apply throughput
+order ids, fills by account, fills by order, trades by symbol); each costs apply throughput
 (a per-account ledger index would cost about a third), so the ledger is
 keyed by position only until a statement query needs more.
 """
@@ -80,6 +80,7 @@ from .store import (
     ProjectionStore,
     Record,
     Registry,
+    SchemaError,
     StatusFilter,
     SymbolRef,
     TradeView,
@@ -193,6 +194,10 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         )""",
         "INSERT INTO projection_position (id, seq, time) VALUES (0, 0, 0)",
     )),
+    # An order's fills (the API returns them with the order): without it, the query scanned
+    # all of the account's fills, 3.5 ms for an account with 5,500 (47 us with it); it costs
+    # apply throughput within the noise of bench.persister.
+    (2, ("CREATE INDEX fills_by_order ON fills (account, order_id)",)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 TABLES: tuple[str, ...] = ("orders", "fills", "trades", "ledger", "balances", "candles", "projection_position")
@@ -222,10 +227,6 @@ _SELECT_ORDER = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
 _CHUNK = 500
 WAL_CHECKPOINT_PAGES = 10_000
 """Checkpoint the WAL into the database file every ~40 MB instead of every ~4 MB: fewer, larger copies."""
-
-
-class SchemaError(RuntimeError):
-    """The database's schema is newer than this code, or missing in read-only mode."""
 
 
 class SqliteStore:
@@ -390,6 +391,12 @@ class SqliteStore:
         args.append(_limit(limit))
         return [fill_view(row, self.registry) for row in self._db.execute(sql, args)]
 
+    def list_order_fills(self, account: int, order_id: int) -> list[FillView]:
+        """The fills of one of ``account``'s orders, oldest first (none for another account's order)."""
+        sql = (f"SELECT {', '.join(FILL_COLUMNS)} FROM fills WHERE account = ? AND order_id = ? "
+               "ORDER BY trade_seq, trade_index, liquidity")
+        return [fill_view(row, self.registry) for row in self._db.execute(sql, (account, order_id))]
+
     def list_trades(self, symbol: SymbolRef, limit: int = 100) -> list[TradeView]:
         sql = (f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades WHERE symbol = ? "
                "ORDER BY seq DESC, idx DESC LIMIT ?")
@@ -420,6 +427,14 @@ class SqliteStore:
             "SELECT asset, total, held FROM balances WHERE account = ? ORDER BY asset", (account,),
         )
         return [balance_view(account, asset, total, held, self.registry) for asset, total, held in rows]
+
+    def open_gtd_expiries(self) -> list[int]:
+        """The expiry time of every open GTD order, earliest first."""
+        rows = self._db.execute(
+            f"SELECT expire_time FROM orders WHERE time_in_force = 'gtd' AND status IN {_OPEN_SQL} "
+            "AND expire_time IS NOT NULL ORDER BY expire_time"
+        )
+        return [expire_time for (expire_time,) in rows]
 
     def close(self) -> None:
         self._db.close()

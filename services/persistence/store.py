@@ -18,7 +18,7 @@ applied exactly once.
 
 What the rows mean (the same in every technology) is computed once, in
 ``services.persistence.projection``; an adapter module per technology
-(``sqlite`` now; PostgreSQL and DynamoDB later) stores it and answers the
+(``sqlite``, ``postgres``; DynamoDB later) stores it and answers the
 queries below with the views defined here: decimal strings made through the
 instrument and asset registry given to the store, never floats.
 
@@ -74,6 +74,10 @@ EXTERNAL_ACCOUNT = -1
 
 class UnknownSymbol(LookupError):
     """A query named an instrument the store's registry does not have."""
+
+
+class SchemaError(RuntimeError):
+    """The database's schema is newer than this code, or missing in read-only mode."""
 
 
 class Registry:
@@ -203,6 +207,13 @@ class ProjectionStore(Protocol):
         """An account's fills, newest first."""
         ...
 
+    def list_order_fills(self, account: int, order_id: int) -> list[FillView]:
+        """The fills of one of ``account``'s orders, oldest first by (trade_seq, trade_index).
+
+        Empty for an order of another account, as for one without fills.
+        """
+        ...
+
     def list_trades(self, symbol: SymbolRef, limit: int = 100) -> list[TradeView]:
         """The public tape of one instrument, newest first."""
         ...
@@ -215,6 +226,10 @@ class ProjectionStore(Protocol):
 
     def balances(self, account: int) -> list[BalanceView]:
         """An account's balances by asset id (assets it never held are absent)."""
+        ...
+
+    def open_gtd_expiries(self) -> list[int]:
+        """The ``expire_time`` of every open GTD order, earliest first (the expiry clock's start-up state)."""
         ...
 
     def close(self) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -33,11 +34,40 @@ def free_port() -> int:
         return port
 
 
+PROFILE = os.environ.get("RIALTO_E2E_PROFILE", "embedded")
+"""The profile the end-to-end suite runs on: ``embedded`` (default) or ``local`` (``make test`` runs both)."""
+
+
+def local_profile_env(data: Path) -> dict[str, str]:
+    """The local profile's settings for a venue over ``data``: its own PostgreSQL database and Redis keys,
+    made once and kept in the data directory, so a restart over the same directory finds its state."""
+    import json
+
+    from servers import create_database, start_postgres, start_redis
+
+    marker = data / "local-profile.json"
+    if marker.exists():
+        settings: dict[str, str] = json.loads(marker.read_text())
+        return settings
+    start_redis()
+    start_postgres()
+    data.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "RIALTO_PROFILE": "local",
+        "RIALTO_POSTGRES_DSN": create_database("rialto_e2e"),
+        "RIALTO_KEY_PREFIX": f"e2e{uuid.uuid4().hex[:10]}:",
+        "RIALTO_SNAPSHOT_SECONDS": "5",
+    }
+    marker.write_text(json.dumps(settings))
+    return settings
+
+
 class Server:
-    """One ``python -m control up`` process on a free port over a data directory."""
+    """One ``python -m control up`` process (with its children, in the local profile) on a free port."""
 
     def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
         self.data = data
+        self.profile = (env or {}).get("RIALTO_PROFILE", PROFILE)
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -55,10 +85,12 @@ class Server:
         self.port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "RIALTO_ARGON2": "cheap", "RIALTO_LOG_LEVEL": "warning",
                **self.extra_env}
+        if self.profile == "local":
+            env.update(local_profile_env(self.data))
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "control", "up", "--port", str(self.port), "--data", str(self.data)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -88,10 +120,18 @@ class Server:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
-        """SIGKILL: a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+        """SIGKILL: a crash (of every process of the venue)."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+    def pids(self) -> dict[str, int]:
+        """Local profile: each role's pid, as the supervisor reports it."""
+        import json
+
+        state = json.loads((self.data / "supervisor.json").read_text())
+        return {name: info["pid"] for name, info in state.items() if info["pid"]}
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10.0, **kwargs)

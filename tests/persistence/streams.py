@@ -14,9 +14,8 @@ from core import commands as cmd
 from core.commands import OrderType, SelfTradePrevention, TimeInForce
 from core.instrument import Instrument
 from core.snapshot import decode
-from services.persistence import SqliteStore
 
-from .venue import ASSETS, BTC_USD, ETH_USD, SECOND, Venue
+from .venue import ASSETS, BTC_USD, ETH_USD, SECOND, AnyStore, Venue, sql
 
 _MIDS = {BTC_USD.id: 5_000_000, ETH_USD.id: 200_000}  # 50,000.00 and 2,000.00
 
@@ -155,15 +154,16 @@ def engine_open_orders(venue: Venue) -> dict[int, tuple[int, int, int]]:
     return live
 
 
-def projected_open_orders(store: SqliteStore) -> dict[int, tuple[int, int, int]]:
-    rows = store.connection.execute(
+def projected_open_orders(store: AnyStore) -> dict[int, tuple[int, int, int]]:
+    rows = sql(
+        store,
         "SELECT id, coalesce(price, 0), leaves, hold FROM orders "
         "WHERE status IN ('new', 'partially_filled', 'pending_trigger', 'triggered')"
     )
     return {order_id: (price, leaves, hold) for order_id, price, leaves, hold in rows}
 
 
-def assert_matches_engine(venue: Venue, store: SqliteStore, accounts: int) -> None:
+def assert_matches_engine(venue: Venue, store: AnyStore, accounts: int) -> None:
     """Balances per (account, asset), and every open order, equal the engine's."""
     projected = store.raw_balances()
     for account in range(accounts + 1):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from services.persistence import SqliteStore
-
-from .venue import BTC_USD, BUY, HOUR, MINUTE, SECOND, SELL, T0, Venue
+from .venue import BTC_USD, BUY, HOUR, MINUTE, SECOND, SELL, T0, AnyStore, Venue
 
 
 def _trade(venue: Venue, at: int, price: str, quantity: str) -> None:
@@ -13,14 +11,14 @@ def _trade(venue: Venue, at: int, price: str, quantity: str) -> None:
     venue.order(1, BTC_USD, BUY, quantity, price)
 
 
-def _ohlc(store: SqliteStore, interval: str, **kwargs: int) -> list[tuple[int, str, str, str, str, str, int]]:
+def _ohlc(store: AnyStore, interval: str, **kwargs: int) -> list[tuple[int, str, str, str, str, str, int]]:
     return [
         (c.start, c.open, c.high, c.low, c.close, c.volume, c.trade_count)
         for c in store.list_candles("BTC-USD", interval, **kwargs)
     ]
 
 
-def test_candles_bucket_trades_by_interval_across_boundaries(venue: Venue, store: SqliteStore) -> None:
+def test_candles_bucket_trades_by_interval_across_boundaries(venue: Venue, store: AnyStore) -> None:
     _trade(venue, T0 + 10 * SECOND, "100", "0.1")
     _trade(venue, T0 + 50 * SECOND, "120", "0.2")
     _trade(venue, T0 + MINUTE + 10 * SECOND, "90", "0.1")  # next minute
@@ -51,7 +49,7 @@ def test_candles_bucket_trades_by_interval_across_boundaries(venue: Venue, store
     assert first.quote_volume == "86.500000"
 
 
-def test_a_candle_built_over_several_batches_equals_one_built_in_one(venue: Venue, store: SqliteStore) -> None:
+def test_a_candle_built_over_several_batches_equals_one_built_in_one(venue: Venue, store: AnyStore) -> None:
     _trade(venue, T0 + 1 * SECOND, "100", "0.1")
     venue.sync(store)
     _trade(venue, T0 + 2 * SECOND, "95", "0.1")
@@ -63,7 +61,7 @@ def test_a_candle_built_over_several_batches_equals_one_built_in_one(venue: Venu
 
 
 def test_candles_since_start_at_the_bucket_holding_it_and_limit_keeps_the_latest(
-    venue: Venue, store: SqliteStore,
+    venue: Venue, store: AnyStore,
 ) -> None:
     for minute in range(5):
         _trade(venue, T0 + minute * MINUTE + SECOND, str(100 + minute), "0.1")

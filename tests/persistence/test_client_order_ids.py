@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import psycopg
 import pytest
 
-from services.persistence import SqliteStore
-
-from .venue import BTC_USD, BUY, Venue
+from .venue import BTC_USD, BUY, AnyStore, Venue, sql
 
 
-def test_an_order_is_found_by_its_account_and_client_order_id(venue: Venue, store: SqliteStore) -> None:
+def test_an_order_is_found_by_its_account_and_client_order_id(venue: Venue, store: AnyStore) -> None:
     order_id = venue.order(1, BTC_USD, BUY, "0.1", "49000", client_order_id="my-1")
     venue.sync(store)
     order = store.get_order_by_client_id(1, "my-1")
@@ -20,7 +19,7 @@ def test_an_order_is_found_by_its_account_and_client_order_id(venue: Venue, stor
     assert store.get_order_by_client_id(2, "my-1") is None
 
 
-def test_a_reused_client_order_id_keeps_naming_the_first_order(venue: Venue, store: SqliteStore) -> None:
+def test_a_reused_client_order_id_keeps_naming_the_first_order(venue: Venue, store: AnyStore) -> None:
     first = venue.order(1, BTC_USD, BUY, "0.1", "49000", client_order_id="dup")
     venue.sync(store)
     again = venue.order(1, BTC_USD, BUY, "0.1", "49000", client_order_id="dup")  # in a later batch
@@ -37,14 +36,14 @@ def test_a_reused_client_order_id_keeps_naming_the_first_order(venue: Venue, sto
         assert (order.status, order.client_order_id) == ("new", None)  # the engine's order, stored without the id
 
 
-def test_a_rejected_order_uses_up_its_client_order_id(venue: Venue, store: SqliteStore) -> None:
+def test_a_rejected_order_uses_up_its_client_order_id(venue: Venue, store: AnyStore) -> None:
     rejected = venue.order(1, BTC_USD, BUY, "1000", "49000", client_order_id="big")
     venue.sync(store)
     order = store.get_order_by_client_id(1, "big")
     assert order is not None and (order.order_id, order.status) == (rejected, "rejected")
 
 
-def test_two_accounts_may_use_the_same_client_order_id(venue: Venue, store: SqliteStore) -> None:
+def test_two_accounts_may_use_the_same_client_order_id(venue: Venue, store: AnyStore) -> None:
     one = venue.order(1, BTC_USD, BUY, "0.1", "49000", client_order_id="same")
     two = venue.order(2, BTC_USD, BUY, "0.1", "49000", client_order_id="same")
     venue.sync(store)
@@ -53,9 +52,9 @@ def test_two_accounts_may_use_the_same_client_order_id(venue: Venue, store: Sqli
     assert (found_one.order_id, found_two.order_id) == (one, two)
 
 
-def test_the_database_refuses_a_second_order_with_the_same_client_order_id(venue: Venue, store: SqliteStore) -> None:
+def test_the_database_refuses_a_second_order_with_the_same_client_order_id(venue: Venue, store: AnyStore) -> None:
     venue.order(1, BTC_USD, BUY, "0.1", "49000", client_order_id="x")
     venue.order(1, BTC_USD, BUY, "0.1", "49000")
     venue.sync(store)
-    with pytest.raises(sqlite3.IntegrityError):
-        store.connection.execute("UPDATE orders SET client_order_id = 'x' WHERE client_order_id IS NULL")
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        sql(store, "UPDATE orders SET client_order_id = 'x' WHERE client_order_id IS NULL")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.persistence import SqliteStore
-
 from .streams import assert_matches_engine
-from .venue import BTC_USD, BUY, ETH_USD, SELL, Venue
+from .venue import BTC_USD, BUY, ETH_USD, SELL, AnyStore, Venue
 
 
 def test_a_trade_gives_a_maker_fill_and_a_taker_fill_with_fees_in_the_received_asset(
-    venue: Venue, store: SqliteStore,
+    venue: Venue, store: AnyStore,
 ) -> None:
     maker = venue.order(2, BTC_USD, SELL, "0.4", "50000")
     taker = venue.order(1, BTC_USD, BUY, "0.4", "50000")
@@ -38,7 +36,7 @@ def test_a_trade_gives_a_maker_fill_and_a_taker_fill_with_fees_in_the_received_a
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_sell_taker_pays_its_fee_in_quote_and_the_buy_maker_in_base(venue: Venue, store: SqliteStore) -> None:
+def test_a_sell_taker_pays_its_fee_in_quote_and_the_buy_maker_in_base(venue: Venue, store: AnyStore) -> None:
     venue.order(2, ETH_USD, BUY, "2", "2000")
     venue.order(1, ETH_USD, SELL, "2", "2000")
     venue.sync(store)
@@ -49,7 +47,7 @@ def test_a_sell_taker_pays_its_fee_in_quote_and_the_buy_maker_in_base(venue: Ven
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_taker_sweeping_levels_gets_one_fill_per_maker(venue: Venue, store: SqliteStore) -> None:
+def test_a_taker_sweeping_levels_gets_one_fill_per_maker(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.1", "50000")
     venue.order(3, BTC_USD, SELL, "0.2", "50000")
     venue.order(2, BTC_USD, SELL, "0.3", "50100")
@@ -63,7 +61,7 @@ def test_a_taker_sweeping_levels_gets_one_fill_per_maker(venue: Venue, store: Sq
     assert_matches_engine(venue, store, 3)
 
 
-def test_fills_filter_by_symbol(venue: Venue, store: SqliteStore) -> None:
+def test_fills_filter_by_symbol(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.1", "50000")
     venue.order(1, BTC_USD, BUY, "0.1", "50000")
     venue.order(2, ETH_USD, SELL, "1", "2000")
@@ -73,7 +71,7 @@ def test_fills_filter_by_symbol(venue: Venue, store: SqliteStore) -> None:
     assert [f.symbol for f in store.list_fills(1, symbol="BTC-USD")] == ["BTC-USD"]
 
 
-def test_the_tape_records_each_trade_with_its_aggressor_side_newest_first(venue: Venue, store: SqliteStore) -> None:
+def test_the_tape_records_each_trade_with_its_aggressor_side_newest_first(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.1", "50000")
     venue.order(1, BTC_USD, BUY, "0.1", "50000")
     venue.order(2, BTC_USD, BUY, "0.2", "49000")
@@ -84,3 +82,25 @@ def test_the_tape_records_each_trade_with_its_aggressor_side_newest_first(venue:
         ("49000.00", "0.2000", "sell"), ("50000.00", "0.1000", "buy"),
     ]
     assert store.list_trades(ETH_USD.id) == []
+
+
+def test_an_orders_fills_are_listed_oldest_first_and_only_for_its_account(venue: Venue, store: AnyStore) -> None:
+    first_ask = venue.order(2, BTC_USD, SELL, "0.1", "50000")
+    venue.order(3, BTC_USD, SELL, "0.2", "50000")
+    venue.order(2, BTC_USD, SELL, "0.3", "50100")
+    taker = venue.order(1, BTC_USD, BUY, "0.5", "50100")
+    own = venue.order(2, BTC_USD, BUY, "0.1", "50100")  # trades with account 2's own ask (no STP)
+    venue.sync(store)
+
+    fills = store.list_order_fills(1, taker)
+    assert [(f.price, f.quantity, f.liquidity) for f in fills] == [
+        ("50000.00", "0.1000", "taker"), ("50000.00", "0.2000", "taker"), ("50100.00", "0.2000", "taker"),
+    ]
+    assert all(f.order_id == taker and f.account == 1 and f.trade_seq == taker for f in fills)
+    assert [f.trade_index for f in fills] == sorted(f.trade_index for f in fills)
+    (maker_fill,) = store.list_order_fills(2, first_ask)
+    assert (maker_fill.quantity, maker_fill.liquidity, maker_fill.trade_seq) == ("0.1000", "maker", taker)
+    (own_fill,) = store.list_order_fills(2, own)  # its side only, not the maker side of the same trade
+    assert (own_fill.order_id, own_fill.side, own_fill.liquidity) == (own, "buy", "taker")
+    assert store.list_order_fills(2, taker) == []  # another account's order
+    assert store.list_order_fills(1, 10**9) == []

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from core import commands as cmd
 from core.commands import OrderType, SelfTradePrevention, TimeInForce
-from services.persistence import SqliteStore
 
 from .streams import assert_matches_engine
-from .venue import BTC_USD, BUY, ETH_USD, SECOND, SELL, Venue
+from .venue import BTC_USD, BUY, ETH_USD, SECOND, SELL, AnyStore, Venue
 
 
-def _usd(store: SqliteStore, account: int) -> tuple[str, str, str]:
+def _usd(store: AnyStore, account: int) -> tuple[str, str, str]:
     balance = next(b for b in store.balances(account) if b.asset == "USD")
     return balance.total, balance.held, balance.available
 
 
-def test_a_resting_limit_buy_is_new_and_holds_quantity_times_price(venue: Venue, store: SqliteStore) -> None:
+def test_a_resting_limit_buy_is_new_and_holds_quantity_times_price(venue: Venue, store: AnyStore) -> None:
     order_id = venue.order(1, BTC_USD, BUY, "0.5", "50000")
     venue.sync(store)
 
@@ -29,7 +28,7 @@ def test_a_resting_limit_buy_is_new_and_holds_quantity_times_price(venue: Venue,
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_partial_fill_then_a_fill_moves_status_and_filled_quantity(venue: Venue, store: SqliteStore) -> None:
+def test_a_partial_fill_then_a_fill_moves_status_and_filled_quantity(venue: Venue, store: AnyStore) -> None:
     ask = venue.order(1, BTC_USD, SELL, "1.0", "50000")
     venue.order(2, BTC_USD, BUY, "0.4", "50000")
     venue.sync(store)
@@ -47,7 +46,7 @@ def test_a_partial_fill_then_a_fill_moves_status_and_filled_quantity(venue: Venu
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_taker_average_price_weights_its_fills(venue: Venue, store: SqliteStore) -> None:
+def test_a_taker_average_price_weights_its_fills(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.4", "50000")
     venue.order(2, BTC_USD, SELL, "0.6", "50100")
     taker = venue.order(1, BTC_USD, BUY, "1.0", "50100")
@@ -58,7 +57,7 @@ def test_a_taker_average_price_weights_its_fills(venue: Venue, store: SqliteStor
     assert (order.fee_total, order.fee_asset) == ("0.00200000", "BTC")  # 20 bps of 1 BTC, in what it received
 
 
-def test_cancel_closes_the_order_with_reason_user_and_releases_its_hold(venue: Venue, store: SqliteStore) -> None:
+def test_cancel_closes_the_order_with_reason_user_and_releases_its_hold(venue: Venue, store: AnyStore) -> None:
     order_id = venue.order(1, BTC_USD, BUY, "0.5", "50000")
     venue.cancel(1, order_id)
     venue.sync(store)
@@ -69,7 +68,7 @@ def test_cancel_closes_the_order_with_reason_user_and_releases_its_hold(venue: V
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_cancel_of_someone_elses_order_changes_nothing(venue: Venue, store: SqliteStore) -> None:
+def test_a_cancel_of_someone_elses_order_changes_nothing(venue: Venue, store: AnyStore) -> None:
     order_id = venue.order(1, BTC_USD, BUY, "0.5", "50000")
     venue.cancel(2, order_id)
     venue.sync(store)
@@ -77,7 +76,7 @@ def test_a_cancel_of_someone_elses_order_changes_nothing(venue: Venue, store: Sq
     assert order is not None and order.status == "new"
 
 
-def test_a_gtd_order_expires_at_the_first_command_after_its_time(venue: Venue, store: SqliteStore) -> None:
+def test_a_gtd_order_expires_at_the_first_command_after_its_time(venue: Venue, store: AnyStore) -> None:
     order_id = venue.order(1, BTC_USD, SELL, "0.5", "51000", time_in_force=TimeInForce.GTD,
                            expire_time=venue.time + 60 * SECOND)
     venue.advance(59 * SECOND)
@@ -95,7 +94,7 @@ def test_a_gtd_order_expires_at_the_first_command_after_its_time(venue: Venue, s
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_rejected_order_is_stored_with_its_reason_and_holds_nothing(venue: Venue, store: SqliteStore) -> None:
+def test_a_rejected_order_is_stored_with_its_reason_and_holds_nothing(venue: Venue, store: AnyStore) -> None:
     too_big = venue.order(1, BTC_USD, BUY, "100", "50000")  # 5,000,000 USD > 1,000,000
     venue.run(cmd.new_order, 1, 99, int(BUY), 1, 100)
     unknown = venue.seq
@@ -110,7 +109,7 @@ def test_a_rejected_order_is_stored_with_its_reason_and_holds_nothing(venue: Ven
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_stop_limit_waits_then_triggers_then_fills(venue: Venue, store: SqliteStore) -> None:
+def test_a_stop_limit_waits_then_triggers_then_fills(venue: Venue, store: AnyStore) -> None:
     stop = venue.order(1, BTC_USD, BUY, "0.1", "50000", order_type=OrderType.STOP_LIMIT, stop_price="50100")
     venue.sync(store)
     order = store.get_order(stop)
@@ -135,7 +134,7 @@ def test_a_stop_limit_waits_then_triggers_then_fills(venue: Venue, store: Sqlite
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_stop_that_triggers_into_a_crossing_book_fills_in_the_same_command(venue: Venue, store: SqliteStore) -> None:
+def test_a_stop_that_triggers_into_a_crossing_book_fills_in_the_same_command(venue: Venue, store: AnyStore) -> None:
     stop = venue.order(1, BTC_USD, SELL, "0.2", "0", order_type=OrderType.STOP_MARKET, stop_price="49900",
                        time_in_force=TimeInForce.IOC)
     venue.sync(store)
@@ -149,7 +148,7 @@ def test_a_stop_that_triggers_into_a_crossing_book_fills_in_the_same_command(ven
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_stop_market_buy_by_quote_amount_holds_its_budget_while_waiting(venue: Venue, store: SqliteStore) -> None:
+def test_a_stop_market_buy_by_quote_amount_holds_its_budget_while_waiting(venue: Venue, store: AnyStore) -> None:
     stop = venue.order(1, BTC_USD, BUY, 0, 0, order_type=OrderType.STOP_MARKET, time_in_force=TimeInForce.IOC,
                        quote_quantity="1000", stop_price="50100")
     venue.sync(store)
@@ -170,7 +169,7 @@ def test_a_stop_market_buy_by_quote_amount_holds_its_budget_while_waiting(venue:
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_stop_market_buy_by_base_holds_nothing_while_waiting(venue: Venue, store: SqliteStore) -> None:
+def test_a_stop_market_buy_by_base_holds_nothing_while_waiting(venue: Venue, store: AnyStore) -> None:
     venue.order(1, BTC_USD, BUY, "0.1", "0", order_type=OrderType.STOP_MARKET, time_in_force=TimeInForce.IOC,
                 stop_price="50100")
     venue.sync(store)
@@ -178,7 +177,7 @@ def test_a_stop_market_buy_by_base_holds_nothing_while_waiting(venue: Venue, sto
     assert_matches_engine(venue, store, 3)
 
 
-def test_amend_updates_price_and_quantity_and_the_hold(venue: Venue, store: SqliteStore) -> None:
+def test_amend_updates_price_and_quantity_and_the_hold(venue: Venue, store: AnyStore) -> None:
     order_id = venue.order(1, BTC_USD, BUY, "0.5", "49000")
     venue.amend(1, order_id, BTC_USD, limit="49500", quantity="0.3")
     venue.sync(store)
@@ -190,7 +189,7 @@ def test_amend_updates_price_and_quantity_and_the_hold(venue: Venue, store: Sqli
     assert_matches_engine(venue, store, 3)
 
 
-def test_amend_after_a_partial_fill_sets_the_open_quantity(venue: Venue, store: SqliteStore) -> None:
+def test_amend_after_a_partial_fill_sets_the_open_quantity(venue: Venue, store: AnyStore) -> None:
     order_id = venue.order(1, BTC_USD, SELL, "1.0", "50000")
     venue.order(2, BTC_USD, BUY, "0.4", "50000")
     venue.amend(1, order_id, BTC_USD, quantity="0.2")
@@ -203,7 +202,7 @@ def test_amend_after_a_partial_fill_sets_the_open_quantity(venue: Venue, store: 
     assert_matches_engine(venue, store, 3)
 
 
-def test_amending_into_the_book_trades_like_a_new_order(venue: Venue, store: SqliteStore) -> None:
+def test_amending_into_the_book_trades_like_a_new_order(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.3", "50000")
     order_id = venue.order(1, BTC_USD, BUY, "0.3", "49000")
     venue.amend(1, order_id, BTC_USD, limit="50000")
@@ -214,7 +213,7 @@ def test_amending_into_the_book_trades_like_a_new_order(venue: Venue, store: Sql
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_market_buy_by_quote_amount_that_spends_its_budget_is_filled(venue: Venue, store: SqliteStore) -> None:
+def test_a_market_buy_by_quote_amount_that_spends_its_budget_is_filled(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.1", "50000")
     order_id = venue.market(1, BTC_USD, BUY, quote_quantity="2502")
     venue.sync(store)
@@ -225,7 +224,7 @@ def test_a_market_buy_by_quote_amount_that_spends_its_budget_is_filled(venue: Ve
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_market_buy_by_quote_amount_too_small_for_a_lot_is_cancelled(venue: Venue, store: SqliteStore) -> None:
+def test_a_market_buy_by_quote_amount_too_small_for_a_lot_is_cancelled(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.1", "50000")
     order_id = venue.market(1, BTC_USD, BUY, quote_quantity="3")
     venue.sync(store)
@@ -235,7 +234,7 @@ def test_a_market_buy_by_quote_amount_too_small_for_a_lot_is_cancelled(venue: Ve
     assert_matches_engine(venue, store, 3)
 
 
-def test_an_ioc_remainder_is_cancelled_after_its_fill(venue: Venue, store: SqliteStore) -> None:
+def test_an_ioc_remainder_is_cancelled_after_its_fill(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.1", "50000")
     order_id = venue.order(1, BTC_USD, BUY, "0.3", "50000", time_in_force=TimeInForce.IOC)
     venue.sync(store)
@@ -247,7 +246,7 @@ def test_an_ioc_remainder_is_cancelled_after_its_fill(venue: Venue, store: Sqlit
     assert_matches_engine(venue, store, 3)
 
 
-def test_a_fill_or_kill_that_cannot_fill_is_cancelled_untouched(venue: Venue, store: SqliteStore) -> None:
+def test_a_fill_or_kill_that_cannot_fill_is_cancelled_untouched(venue: Venue, store: AnyStore) -> None:
     venue.order(2, BTC_USD, SELL, "0.1", "50000")
     order_id = venue.order(1, BTC_USD, BUY, "0.3", "50000", time_in_force=TimeInForce.FOK)
     venue.sync(store)
@@ -256,7 +255,7 @@ def test_a_fill_or_kill_that_cannot_fill_is_cancelled_untouched(venue: Venue, st
     assert (order.status, order.reason, order.filled_quantity) == ("cancelled", "fill_or_kill", "0.0000")
 
 
-def test_self_trade_decrement_cuts_the_maker_and_ends_the_taker(venue: Venue, store: SqliteStore) -> None:
+def test_self_trade_decrement_cuts_the_maker_and_ends_the_taker(venue: Venue, store: AnyStore) -> None:
     maker = venue.order(1, BTC_USD, SELL, "0.5", "50000")
     taker = venue.order(1, BTC_USD, BUY, "0.2", "50000", stp=SelfTradePrevention.DECREMENT)
     venue.sync(store)
@@ -267,7 +266,7 @@ def test_self_trade_decrement_cuts_the_maker_and_ends_the_taker(venue: Venue, st
     assert_matches_engine(venue, store, 3)
 
 
-def test_mass_cancel_closes_every_open_order_of_the_account(venue: Venue, store: SqliteStore) -> None:
+def test_mass_cancel_closes_every_open_order_of_the_account(venue: Venue, store: AnyStore) -> None:
     ids = [
         venue.order(1, BTC_USD, BUY, "0.1", "49000"),
         venue.order(1, ETH_USD, SELL, "1", "2100"),
@@ -284,7 +283,7 @@ def test_mass_cancel_closes_every_open_order_of_the_account(venue: Venue, store:
     assert_matches_engine(venue, store, 3)
 
 
-def test_list_orders_filters_by_symbol_and_open_or_closed_newest_first(venue: Venue, store: SqliteStore) -> None:
+def test_list_orders_filters_by_symbol_and_open_or_closed_newest_first(venue: Venue, store: AnyStore) -> None:
     btc_open = venue.order(1, BTC_USD, BUY, "0.1", "49000")
     eth_open = venue.order(1, ETH_USD, BUY, "1", "1900")
     btc_closed = venue.order(1, BTC_USD, BUY, "0.1", "48000")
@@ -304,8 +303,27 @@ def test_list_orders_filters_by_symbol_and_open_or_closed_newest_first(venue: Ve
     assert store.list_orders(99) == []
 
 
-def test_a_quantity_decrease_by_amend_keeps_the_order_open_and_releases_funds(venue: Venue, store: SqliteStore) -> None:
+def test_a_quantity_decrease_by_amend_keeps_the_order_open_and_releases_funds(venue: Venue, store: AnyStore) -> None:
     order_id = venue.order(1, BTC_USD, BUY, "0.5", "50000")
     venue.amend(1, order_id, BTC_USD, quantity="0.1")
     venue.sync(store)
     assert _usd(store, 1) == ("1000000.000000", "5000.000000", "995000.000000")
+
+
+def test_the_expiry_times_of_open_gtd_orders_are_listed_earliest_first(venue: Venue, store: AnyStore) -> None:
+    t = venue.time
+    gtd = TimeInForce.GTD
+    venue.order(1, BTC_USD, SELL, "0.1", "51000", time_in_force=gtd, expire_time=t + 90 * SECOND)
+    venue.order(1, BTC_USD, SELL, "0.1", "51000", time_in_force=gtd, expire_time=t + 30 * SECOND)
+    cancelled = venue.order(2, BTC_USD, SELL, "0.1", "51000", time_in_force=gtd, expire_time=t + 60 * SECOND)
+    venue.cancel(2, cancelled)
+    venue.order(1, BTC_USD, SELL, "0.1", "51000")  # GTC
+    venue.order(3, BTC_USD, BUY, "0.1", "50000", order_type=OrderType.STOP_LIMIT, stop_price="50100",
+                time_in_force=gtd, expire_time=t + 45 * SECOND)  # waiting for its trigger: open too
+    venue.sync(store)
+    assert store.open_gtd_expiries() == [t + 30 * SECOND, t + 45 * SECOND, t + 90 * SECOND]
+
+    venue.advance(40 * SECOND)
+    venue.tick()
+    venue.sync(store)
+    assert store.open_gtd_expiries() == [t + 45 * SECOND, t + 90 * SECOND]

@@ -6,6 +6,7 @@ emits is kept as the projector's input ``(command, client_order_id, events)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +15,7 @@ from core.commands import Command, OrderType, Side, TimeInForce
 from core.engine import MatchingEngine, open_engine
 from core.events import Event
 from core.instrument import Asset, Instrument, make_instrument
-from services.persistence import Record, SqliteStore
+from services.persistence import PostgresStore, Record, SqliteStore
 
 BTC = Asset(1, "BTC", 8)
 USD = Asset(2, "USD", 6)
@@ -36,6 +37,9 @@ T0 = 1_767_225_600 * SECOND  # 2026-01-01T00:00:00Z, an hour boundary
 
 BUY = Side.BUY
 SELL = Side.SELL
+
+AnyStore = SqliteStore | PostgresStore
+"""The stores the persistence tests run on (``conftest.STORES``)."""
 
 
 def units(asset: Asset, text: str) -> int:
@@ -123,7 +127,7 @@ class Venue:
         self.deposit(account, ETH, eth)
 
     # Store --------------------------------------------------------------
-    def sync(self, store: SqliteStore) -> int:
+    def sync(self, store: AnyStore) -> int:
         """Apply the records the store has not been given yet."""
         applied = store.apply(self.records[self._synced:])
         self._synced = len(self.records)
@@ -134,5 +138,8 @@ class Venue:
         return Decimal(asset.format(available)), Decimal(asset.format(held))
 
 
-def open_store(path: str = ":memory:") -> SqliteStore:
-    return SqliteStore(path, INSTRUMENTS)
+def sql(store: AnyStore, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run one raw statement, written with ``?`` placeholders, on either store; its rows."""
+    if isinstance(store, SqliteStore):
+        return store.connection.execute(query, args).fetchall()
+    return store.query(query.replace("?", "%s"), args)

@@ -19,7 +19,7 @@ Every failure is an :class:`~services.gateway.auth.errors.AuthError`: answer
 Threading: everything is synchronous and thread-safe. ``register`` and
 ``login`` run Argon2 (deliberately tens of milliseconds of CPU): call them
 with ``await asyncio.to_thread(...)`` so the event loop keeps serving. The
-rest are fast (an indexed SQLite statement, an AES-GCM decrypt, a signature
+rest are fast (an indexed store statement, an AES-GCM decrypt, a signature
 check) and can be called inline; with a :class:`~.tokens.RemoteJwks` issuer,
 a bearer check may occasionally wait for a JWKS fetch (see there).
 """
@@ -148,9 +148,20 @@ class AuthService:
         )
 
     @classmethod
+    def with_store(
+        cls, store: AuthStore, box: SecretBox, settings: AuthSettings | None = None, **kwargs: Any,
+    ) -> AuthService:
+        """An :class:`AuthService` over any store (an assembly's choice: SQLite, PostgreSQL, ...).
+
+        ``kwargs`` are the keyword-only arguments of the constructor (``throttle``,
+        ``replay_cache``, ``clock``); the service owns the store from here (``close``).
+        """
+        return cls(store, box, settings, **kwargs)
+
+    @classmethod
     def open(cls, path: str | Path, box: SecretBox, settings: AuthSettings | None = None, **kwargs: Any) -> AuthService:
         """An :class:`AuthService` over the SQLite file at ``path`` (created if missing)."""
-        return cls(SqliteAuthStore(path), box, settings, **kwargs)
+        return cls.with_store(SqliteAuthStore(path), box, settings, **kwargs)
 
     def close(self) -> None:
         self.store.close()

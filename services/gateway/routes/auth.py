@@ -25,12 +25,12 @@ from services.gateway.schemas import (
 router = APIRouter(tags=["auth"])
 
 
-def _spend_auth_tokens(request: Request) -> None:
+async def _spend_auth_tokens(request: Request) -> None:
     """Register and login cost more of the IP's bucket (one Argon2 hash each)."""
     gw = gateway(request)
     extra = gw.settings.auth_cost - 1
     if extra > 0:
-        wait = gw.limit_ip(client_ip(request), extra)
+        wait = await gw.limit_ip(client_ip(request), extra)
         if wait > 0:
             raise ApiError(429, "rate_limited", "too many requests from this address; slow down",
                            headers={"Retry-After": retry_after(wait)})
@@ -38,14 +38,14 @@ def _spend_auth_tokens(request: Request) -> None:
 
 @router.post("/v1/auth/register", status_code=201, responses={201: {"model": AccountOut}, **ERRORS})
 async def register(request: Request, body: RegisterRequest) -> Response:
-    _spend_auth_tokens(request)
+    await _spend_auth_tokens(request)
     account = await asyncio.to_thread(gateway(request).deps.auth.register, body.username, body.password)
     return json(account.as_dict(), 201)
 
 
 @router.post("/v1/auth/login", responses={200: {"model": TokenOut}, **ERRORS})
 async def login(request: Request, body: LoginRequest) -> Response:
-    _spend_auth_tokens(request)
+    await _spend_auth_tokens(request)
     token = await asyncio.to_thread(
         gateway(request).deps.auth.login, body.username, body.password, body.totp, client_ip(request),
     )

@@ -64,7 +64,7 @@ async def principal(
     gw = gateway(request)
     body = await request.body()
     who = gw.deps.auth.authenticate(request.headers, request.method, signed_target(request.scope), body)
-    gw.limit_account(who.account_id)
+    await gw.limit_account(who.account_id)
     request.state.account = who.account_id
     return who
 

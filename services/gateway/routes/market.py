@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -20,6 +21,8 @@ async def book(request: Request, symbol: str = Symbol, depth: int = Query(defaul
     gw = gateway(request)
     gw.instrument(symbol)
     snapshot = gw.deps.market.book_snapshot(symbol, depth)
+    if inspect.isawaitable(snapshot):  # market data in another process (local and aws profiles)
+        snapshot = await snapshot
     return json({
         "symbol": symbol,
         "sequence": snapshot["seq"],

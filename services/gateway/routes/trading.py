@@ -29,6 +29,8 @@ from services.gateway.schemas import (
     MassCancelOut,
     OrderOut,
     OrderRequest,
+    TransferOut,
+    TransferRequest,
 )
 
 router = APIRouter(tags=["trading"])
@@ -46,7 +48,7 @@ async def instruments(request: Request) -> Response:
 @router.get("/v1/balances", responses={200: {"model": list[BalanceOut]}, **ERRORS})
 async def balances(request: Request, who: Caller) -> Response:
     gw = gateway(request)
-    await gw.readable(who.account_id)
+    await gw.require_readable(who.account_id)
     stored = {b.asset: b for b in gw.deps.reader.balances(who.account_id)}
     out = []
     for asset_id in sorted(gw.registry.assets):
@@ -67,6 +69,13 @@ async def faucet(request: Request, who: Caller, body: FaucetRequest) -> Response
     return json(await gateway(request).faucet(who.account_id, body.asset, body.amount))
 
 
+@router.post("/v1/transfers", status_code=201, responses={201: {"model": TransferOut}, **ERRORS})
+async def transfer(request: Request, who: Caller, body: TransferRequest) -> Response:
+    """Move funds between engine shards (venues configured with several); exactly once."""
+    gw = gateway(request)
+    return json(await gw.transfer(who.account_id, body.asset, body.amount, body.from_shard, body.to_shard), 201)
+
+
 @router.post("/v1/orders", status_code=201, responses={201: {"model": OrderOut}, **ERRORS})
 async def place_order(request: Request, who: Caller, body: OrderRequest) -> Response:
     status, content, replayed = await gateway(request).place_order(who.account_id, body)
@@ -83,7 +92,7 @@ async def list_orders(
     gw = gateway(request)
     if symbol is not None:
         gw.instrument(symbol)
-    await gw.readable(who.account_id)
+    await gw.require_readable(who.account_id)
     views = gw.deps.reader.list_orders(who.account_id, symbol, status, limit)
     return json([order_json(v) for v in views])
 
@@ -91,7 +100,7 @@ async def list_orders(
 @router.get("/v1/orders/{order_id}", responses={200: {"model": OrderOut}, **ERRORS})
 async def get_order(request: Request, who: Caller, order_id: int = OrderId) -> Response:
     gw = gateway(request)
-    await gw.readable(who.account_id)
+    await gw.require_readable(who.account_id)
     view = gw.order_for(who.account_id, order_id)
     return json(order_json(view, gw.fills_of_order(who.account_id, order_id)))
 
@@ -101,7 +110,7 @@ async def amend_order(
     request: Request, who: Caller, body: AmendRequest, order_id: int = OrderId
 ) -> Response:
     gw = gateway(request)
-    await gw.readable(who.account_id)
+    await gw.require_readable(who.account_id)
     view = gw.order_for(who.account_id, order_id)
     command = amend_command(gw.instrument(view.symbol), who.account_id, order_id, body)
     outcome = await gw.submit(command)
@@ -120,8 +129,8 @@ async def cancel_order(request: Request, who: Caller, order_id: int = OrderId) -
     reason = rejected_reason(outcome, order_id)
     if reason:
         raise rejection(reason, order_id=str(order_id))
-    await gw.readable(who.account_id)
-    return json(order_json(gw.order_for(who.account_id, order_id)))
+    await gw.settled(outcome.seq)
+    return json(order_json(await gw.read(gw.order_for, who.account_id, order_id)))
 
 
 @router.delete("/v1/orders", responses={200: {"model": MassCancelOut}, **ERRORS})
@@ -138,5 +147,5 @@ async def list_fills(
     gw = gateway(request)
     if symbol is not None:
         gw.instrument(symbol)
-    await gw.readable(who.account_id)
+    await gw.require_readable(who.account_id)
     return json([fill_json(f) for f in gw.deps.reader.list_fills(who.account_id, symbol, limit)])

@@ -57,7 +57,7 @@ from pydantic import ValidationError
 from core.commands import mass_cancel
 from services.gateway.auth import AuthError
 from services.gateway.context import Gateway
-from services.gateway.errors import ApiError, rejection, validation_error
+from services.gateway.errors import ApiError, rejection, unavailable_error, validation_error
 from services.gateway.orders import cancel_command, order_json, rejected_reason
 from services.gateway.ratelimit import retry_after
 from services.gateway.routes.deps import signed_target
@@ -105,7 +105,7 @@ class Session:
     async def handle(self, text: str) -> None:
         request_id: Any = None
         try:
-            wait = self.gw.limit_ip(self.ip)
+            wait = await self.gw.limit_ip(self.ip)
             if wait > 0:
                 raise ApiError(429, "rate_limited", "too many messages from this address; slow down",
                                retry_after=retry_after(wait))
@@ -126,6 +126,12 @@ class Session:
             await handler(self, request_id, message)
         except (ApiError, AuthError) as exc:
             self.error(request_id, exc)
+        except Exception as exc:
+            # A server the venue depends on is away (Redis, PostgreSQL): the same 503 a REST client gets.
+            unavailable = unavailable_error(exc)
+            if unavailable is None:
+                raise
+            self.error(request_id, unavailable)
 
     def _require_account(self) -> int:
         if self.account is None:
@@ -173,6 +179,13 @@ async def _subscribe(session: Session, request_id: Any, message: dict[str, Any])
     depth = message.get("depth", 50)
     if channel[0] == "book" and (not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 1000):
         raise ApiError(422, "invalid_field", "depth: an integer in 1..1000", field="depth")
+    subscribe_book = getattr(gw.deps.market, "subscribe_book", None)
+    if channel[0] == "book" and subscribe_book is not None:
+        # Market data from another process (local and aws profiles): the feed holds this channel's frames
+        # until its pub/sub stream has passed the snapshot's u, then sends the snapshot and what follows.
+        session.send({"type": "subscribed", "id": request_id, "channel": list(channel)})
+        await subscribe_book(session.sub, symbol, depth)
+        return
     # Subscribe and snapshot in one step of the event loop: the first delta is the snapshot's u + 1.
     hub.subscribe(session.sub, channel)
     session.send({"type": "subscribed", "id": request_id, "channel": list(channel)})
@@ -180,6 +193,13 @@ async def _subscribe(session: Session, request_id: Any, message: dict[str, Any])
         session.send(gw.deps.market.book_snapshot(symbol, depth))
     elif channel[0] == "balances" and gw.deps.market.balances is not None:
         session.send({"type": "balances", "balances": gw.deps.market.balances_of(int(channel[1]))})
+    elif channel[0] == "balances":
+        # No engine in this process: the projection's balances, once it has the account's own writes.
+        account = int(channel[1])
+        await gw.readable(account)
+        session.send({"type": "balances", "balances": [
+            {"asset": b.asset, "available": b.available, "held": b.held} for b in gw.deps.reader.balances(account)
+        ]})
 
 
 async def _unsubscribe(session: Session, request_id: Any, message: dict[str, Any]) -> None:
@@ -190,7 +210,7 @@ async def _unsubscribe(session: Session, request_id: Any, message: dict[str, Any
 
 async def _place_order(session: Session, request_id: Any, message: dict[str, Any]) -> None:
     account = session._require_account()
-    session.gw.limit_account(account)
+    await session.gw.limit_account(account)
     try:
         req = OrderRequest.model_validate(message.get("order"))
     except ValidationError as exc:
@@ -216,7 +236,7 @@ def _order_id(message: dict[str, Any]) -> int:
 async def _cancel_order(session: Session, request_id: Any, message: dict[str, Any]) -> None:
     account = session._require_account()
     gw = session.gw
-    gw.limit_account(account)
+    await gw.limit_account(account)
     order_id = _order_id(message)
     outcome = await gw.submit(cancel_command(account, order_id))
     reason = rejected_reason(outcome, order_id)
@@ -228,7 +248,7 @@ async def _cancel_order(session: Session, request_id: Any, message: dict[str, An
 
 async def _cancel_all(session: Session, request_id: Any, message: dict[str, Any]) -> None:
     account = session._require_account()
-    session.gw.limit_account(account)
+    await session.gw.limit_account(account)
     symbol = message.get("symbol")
     if symbol is not None and not isinstance(symbol, str):
         raise ApiError(422, "invalid_field", "symbol: a string", field="symbol")
@@ -261,7 +281,7 @@ _OPS = {
 async def websocket_endpoint(socket: WebSocket) -> None:
     gw: Gateway = socket.app.state.gateway
     ip = socket.client.host if socket.client else "unknown"
-    if gw.limit_ip(ip) > 0:
+    if await gw.limit_ip(ip) > 0:
         await socket.close(code=1008)
         return
     account: int | None = None
