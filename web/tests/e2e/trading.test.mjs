@@ -459,7 +459,18 @@ describe('the trading screen', { concurrency: 1 }, () => {
       const context = await browser.newContext({ viewport: VIEWPORT });
       const page = await context.newPage();
       await page.goto(`${venue.url}/#${SYMBOL}`);
-      await page.waitForFunction(() => performance.getEntriesByName('rialto:usable').length > 0, null, { timeout: 15_000 });
+      try {
+        await page.waitForFunction(() => performance.getEntriesByName('rialto:usable').length > 0, null, { timeout: 30_000 });
+      } catch (e) {
+        // What the page was waiting for, to tell a slow socket from a book that never drew.
+        const state = await page.evaluate(() => ({
+          conn: window.__rialto?.terminal.conn.value,
+          book_ready: document.querySelector('[data-testid="order-book"]')?.getAttribute('data-ready'),
+          ticket: Boolean(document.querySelector('[data-testid="ticket"]')),
+        })).catch((err) => String(err));
+        await page.screenshot({ path: join(SHOTS, `failure-first-screen-${i}.png`) }).catch(() => {});
+        throw new Error(`run ${i}: the first screen was not usable in 30 s: ${JSON.stringify(state)}`, { cause: e });
+      }
       runs.push(await page.evaluate(() => {
         const nav = performance.getEntriesByType('navigation')[0];
         return {
@@ -480,5 +491,5 @@ describe('the trading screen', { concurrency: 1 }, () => {
       each_usable_ms: col('usable').map(round),
     };
     console.log(`PERF first_screen ${JSON.stringify(figures.first_screen)}`);
-  });
+  }, 180_000);
 });
