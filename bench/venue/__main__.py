@@ -98,7 +98,8 @@ def scenario_rest(args: argparse.Namespace) -> dict[str, Any]:
         codes = b["codes"]
         post_rejected = sum(n for k, n in codes.items() if not k.startswith("404 unknown_order"))
         out: dict[str, Any] = {
-            "command": result["command"], "duration": args.duration, "connections": args.connections,
+            "command": result["command"], "venue_profile": args.profile, "duration": args.duration,
+            "connections": args.connections,
             "requests_per_second": result["requests_per_second"], "requests": b["requests"],
             "orders_per_second": b["n201"] / (b["duration_us"] / 1e6),
             "n201": b["n201"], "n200": b["n200"], "non_2xx": result["non_2xx"], "codes": codes,
@@ -139,13 +140,22 @@ def _print_rest(r: dict[str, Any]) -> None:
           f"{r['metrics_accepted']}); wrk counted {r['n201']} 201s; the difference, {r['in_flight_at_stop']}, is the "
           f"POSTs in flight when wrk stopped (at most one per connection: {r['connections']}) -> {r['check']}")
     print(r["cpu_text"])
-    print(f"target {TARGETS['rest']}: {_verdict_rest(r)}")
+    print(f"target {_rest_target(r)}: {_verdict_rest(r)}")
     if "profile" in r:
         print("\n" + r["profile"])
 
 
+def _rest_p99_limit(r: dict[str, Any]) -> float:
+    """The issues' P99 bound: 10 ms in one process (embedded), 15 ms across the local profile's processes."""
+    return 15.0 if r.get("venue_profile") == "local" else 10.0
+
+
+def _rest_target(r: dict[str, Any]) -> str:
+    return TARGETS["rest"].replace("≤ 10 ms", f"≤ {_rest_p99_limit(r):.0f} ms")
+
+
 def _verdict_rest(r: dict[str, Any]) -> str:
-    ok = r["orders_per_second"] >= 5000 and r["latency_ms"]["p99"] <= 10
+    ok = r["orders_per_second"] >= 5000 and r["latency_ms"]["p99"] <= _rest_p99_limit(r)
     return "PASS" if ok else (f"SHORT ({r['orders_per_second']:.0f} orders/s, "
                               f"{r['requests_per_second']:.0f} req/s, P99 {fmt_ms(r['latency_ms']['p99'])} ms)")
 
