@@ -70,7 +70,6 @@ from .projection import (
 )
 from .store import (
     CLOSED_STATUSES,
-    EXTERNAL_ACCOUNT,
     INTERVALS,
     OPEN_STATUSES,
     BalanceView,
@@ -84,6 +83,8 @@ from .store import (
     StatusFilter,
     SymbolRef,
     TradeView,
+    hold_problems,
+    ledger_problems,
 )
 from .views import balance_view, candle_view, fill_view, order_view, trade_view
 
@@ -457,56 +458,25 @@ class SqliteStore:
         * per (account, asset), credits - debits equals the balance's total;
         * the external account's ledger balance is minus the venue's holdings.
         """
-        db = self._db
-        problems = [
-            f"entry set {seq}.{idx} asset {asset}: debits {debits} != credits {credits}"
-            for seq, idx, asset, debits, credits in db.execute(
-                "SELECT seq, idx, asset, sum(debit), sum(credit) FROM ledger GROUP BY seq, idx, asset "
-                "HAVING sum(debit) != sum(credit)"
-            )
-        ]
-        ledger = {
+        unbalanced = self._db.execute(
+            "SELECT seq, idx, asset, sum(debit), sum(credit) FROM ledger GROUP BY seq, idx, asset "
+            "HAVING sum(debit) != sum(credit)"
+        ).fetchall()
+        nets = {
             (account, asset): net
-            for account, asset, net in db.execute(
+            for account, asset, net in self._db.execute(
                 "SELECT account, asset, sum(credit) - sum(debit) FROM ledger GROUP BY account, asset"
             )
         }
-        balances = self.raw_balances()
-        for key in sorted(set(ledger) | set(balances)):
-            if key[0] == EXTERNAL_ACCOUNT:
-                continue
-            net = ledger.get(key, 0)
-            total = balances.get(key, (0, 0))[0]
-            if net != total:
-                problems.append(f"account {key[0]} asset {key[1]}: ledger {net} != balance total {total}")
-        supply: dict[int, int] = {}
-        for (_account, asset), (total, _held) in balances.items():
-            supply[asset] = supply.get(asset, 0) + total
-        for asset in sorted(set(supply) | {a for (acc, a) in ledger if acc == EXTERNAL_ACCOUNT}):
-            external = ledger.get((EXTERNAL_ACCOUNT, asset), 0)
-            if supply.get(asset, 0) != -external:
-                problems.append(
-                    f"asset {asset}: balances sum to {supply.get(asset, 0)} but deposits - withdrawals is {-external}"
-                )
-        return problems
+        return ledger_problems(unbalanced, nets, self.raw_balances())
 
     def check_holds(self) -> list[str]:
         """Every balance's ``held`` equals the sum of its account's open orders' holds."""
-        holds = {
-            (account, asset): hold
-            for account, asset, hold in self._db.execute(
-                f"SELECT account, hold_asset, sum(hold) FROM orders WHERE status IN {_OPEN_SQL} "
-                "GROUP BY account, hold_asset"
-            )
-            if hold
-        }
-        balances = self.raw_balances()
-        problems = []
-        for key in sorted(set(holds) | set(balances)):
-            held = balances.get(key, (0, 0))[1]
-            if holds.get(key, 0) != held:
-                problems.append(f"account {key[0]} asset {key[1]}: held {held} != open orders' holds {holds.get(key, 0)}")
-        return problems
+        open_holds = self._db.execute(
+            f"SELECT account, hold_asset, sum(hold) FROM orders WHERE status IN {_OPEN_SQL} "
+            "GROUP BY account, hold_asset"
+        ).fetchall()
+        return hold_problems(open_holds, self.raw_balances())
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every projection table's rows in key order (for comparing two stores)."""
