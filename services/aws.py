@@ -166,6 +166,15 @@ class AwsLoop:
             cls._shared[settings] = loop
             return loop
 
+    @classmethod
+    def share(cls, settings: AwsSettings, aws: AwsLoop | None = None) -> AwsLoop:
+        """``aws`` with one more reference if given (an adapter sharing its owner's loop), else ``acquire``."""
+        if aws is None:
+            return cls.acquire(settings)
+        if not aws.retain():
+            raise ValueError("the AwsLoop given is closed")
+        return aws
+
     def retain(self) -> bool:
         """Count one more user; False if the loop is already closed (get another one)."""
         with self._references_lock:

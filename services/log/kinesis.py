@@ -509,12 +509,7 @@ class KinesisLog(Log):
         self._pack_limit = max_record_bytes - len(partition_key.encode()) - _PACK_OVERHEAD
         if self._pack_limit < 64:
             raise ValueError(f"max_record_bytes {max_record_bytes} leaves no room for records")
-        if aws is None:
-            self._aws = AwsLoop.acquire(settings)
-        elif aws.retain():
-            self._aws = aws
-        else:
-            raise ValueError("the AwsLoop given is closed")
+        self._aws = AwsLoop.share(settings, aws)
         self.shard_id = ""
         self._hash_key = ""
         self._last = 0

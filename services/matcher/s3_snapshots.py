@@ -57,12 +57,7 @@ class S3SnapshotStore:
         self.bucket = settings.bucket
         self.prefix = (prefix if prefix is not None else settings.snapshot_prefix).strip("/")
         self.keep = keep
-        if aws is None:
-            self._aws = AwsLoop.acquire(settings)
-        elif aws.retain():
-            self._aws = aws
-        else:
-            raise ValueError("the AwsLoop given is closed")
+        self._aws = AwsLoop.share(settings, aws)
         self._closed = False
 
     def key(self, seq: int) -> str:

@@ -114,12 +114,7 @@ class TradeArchive:
         self.bucket = settings.bucket
         self.prefix = (prefix if prefix is not None else settings.archive_prefix).strip("/")
         self.compression = compression
-        if aws is None:
-            self._aws = AwsLoop.acquire(settings)
-        elif aws.retain():
-            self._aws = aws
-        else:
-            raise ValueError("the AwsLoop given is closed")
+        self._aws = AwsLoop.share(settings, aws)
         self._closed = False
 
     def key(self, symbol: str, date: str, first_seq: int, last_seq: int) -> str:

@@ -236,12 +236,7 @@ class DynamoHistoryStore:
         self._position_name = "position" if shard == 0 else f"position-{shard}"
         self.registry = Registry(instruments)
         self.tables = {name: f"{settings.table_prefix}{name}" for name in TABLES}
-        if aws is None:
-            self._aws = AwsLoop.acquire(settings)
-        elif aws.retain():
-            self._aws = aws
-        else:
-            raise ValueError("the AwsLoop given is closed")
+        self._aws = AwsLoop.share(settings, aws)
         self._projector = Projector(self.registry)
         self._position: int | None = None
         self._base = 0  # the position the batch being projected starts from
