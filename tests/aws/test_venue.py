@@ -53,9 +53,11 @@ def test_an_aws_venue_trades_and_recovers_from_its_s3_snapshot_and_kinesis_log(
         assert bid.status_code == 201, bid.text
         sell = bob.order(symbol="BTC-USD", side="sell", price="59990.00", quantity="0.2")
         assert sell.status_code == 201 and sell.json()["status"] == "filled", sell.text
-        # History from DynamoDB, balances from PostgreSQL, after the writer's own commands.
-        order = alice.get(f"/v1/orders/{bid.json()['id']}").json()
+        # History from DynamoDB, balances from PostgreSQL. Reads wait for the reader's own writes; bob's fill
+        # of alice's order reaches her history and her balance as each store's follower applies it.
+        order = wait_until(lambda: (o := alice.get(f"/v1/orders/{bid.json()['id']}").json())["fills"] and o)
         assert order["status"] == "partially_filled" and len(order["fills"]) == 1
+        wait_until(lambda: alice.balances()["BTC"]["total"] != "0.00000000")
         assert alice.balances()["BTC"]["total"] == "0.19980000"
         # The persister's archive schedule copies the stored trade to Parquet in S3.
         archive = TradeArchive(AwsSettings(endpoint_url=aws_venue_env["RIALTO_AWS_ENDPOINT_URL"],
