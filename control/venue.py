@@ -109,6 +109,29 @@ class Adapters:
     limiter: RateLimiter
 
 
+def gateway_settings(config: Config) -> GatewaySettings:
+    """The gateway's settings from the configuration (every profile's gateway)."""
+    rate = config.rate
+    return GatewaySettings(
+        profile=config.profile,
+        ip_limit=Limit(rate.ip_burst, rate.ip_per_second),
+        account_limit=Limit(rate.account_burst, rate.account_per_second),
+        auth_cost=rate.auth_cost,
+        read_your_writes=config.read_your_writes_ms / 1000.0,
+        # Test funds never on real AWS; on a simulated one (moto, LocalStack: an endpoint_url) they are.
+        faucet_enabled=config.faucet.enabled and (config.profile != "aws" or bool(config.aws.endpoint_url)),
+        faucet_per_request=dict(config.faucet.per_request),
+        faucet_per_hour=dict(config.faucet.per_hour),
+        admin_api=config.admin_api,
+        shards=[spec.name for spec in config.shard_specs()],
+    )
+
+
+def auth_settings(config: Config) -> AuthSettings:
+    argon2 = Argon2Params.cheap() if config.argon2 == "cheap" else Argon2Params()
+    return AuthSettings(argon2=argon2, access_token_ttl=config.token_ttl, clock_leeway=config.token_leeway)
+
+
 def server_key(config: Config) -> SecretBox:
     """The key sealing secrets at rest: ``RIALTO_SECRET_KEY``, else ``<data>/secret.key`` (made once)."""
     if config.secret_key:
@@ -207,22 +230,8 @@ class Venue:
         self.projector.open_sync()
         self.reader = SqliteStore(a.projection_path, self.instruments, readonly=True)
 
-        argon2 = Argon2Params.cheap() if config.argon2 == "cheap" else Argon2Params()
-        self.auth = AuthService.open(a.auth_path, a.secret_box, AuthSettings(
-            argon2=argon2, access_token_ttl=config.token_ttl, clock_leeway=config.token_leeway,
-        ))
-        rate = config.rate
-        settings = GatewaySettings(
-            profile=config.profile,
-            ip_limit=Limit(rate.ip_burst, rate.ip_per_second),
-            account_limit=Limit(rate.account_burst, rate.account_per_second),
-            auth_cost=rate.auth_cost,
-            read_your_writes=config.read_your_writes_ms / 1000.0,
-            faucet_enabled=config.faucet.enabled,
-            faucet_per_request=dict(config.faucet.per_request),
-            faucet_per_hour=dict(config.faucet.per_hour),
-            admin_api=config.admin_api,
-        )
+        self.auth = AuthService.open(a.auth_path, a.secret_box, auth_settings(config))
+        settings = gateway_settings(config)
         deps = GatewayDeps(
             instruments=self.instruments, intake=self.intake, market=self.market, hub=self.hub, auth=self.auth,
             reader=self.reader, projection=self.projector, recovery_floor=self.floor, ready=self.ready,

@@ -38,13 +38,12 @@ from fastapi import FastAPI
 
 from control import adapters
 from control.config import Config
-from control.venue import server_key
+from control.venue import auth_settings, gateway_settings, server_key
 from services.gateway.app import create_app
-from services.gateway.auth import Argon2Params, AuthService, AuthSettings
-from services.gateway.context import Gateway, GatewayDeps, GatewaySettings
+from services.gateway.auth import AuthService
+from services.gateway.context import Gateway, GatewayDeps
 from services.gateway.faucet_window import RedisFaucetWindow
 from services.gateway.metrics import GatewayMetrics
-from services.gateway.ratelimit import Limit
 from services.intake.intake import Intake
 from services.intake.router import ShardRouter
 from services.log.base import Log, LogError
@@ -84,25 +83,9 @@ class GatewayWorker:
         self.hub = Hub()
         self.market = RedisMarketFeed(config.redis_url, config.key_prefix, self.instruments, self.hub)
         self.redis = aioredis.Redis.from_url(config.redis_url, **async_client_options())
-        argon2 = Argon2Params.cheap() if config.argon2 == "cheap" else Argon2Params()
-        self.auth = AuthService.with_store(adapters.auth_store(config), server_key(config), AuthSettings(
-            argon2=argon2, access_token_ttl=config.token_ttl, clock_leeway=config.token_leeway,
-        ))
+        self.auth = AuthService.with_store(adapters.auth_store(config), server_key(config), auth_settings(config))
         self.floor = {k: _last_seq(event_log) for k, event_log in enumerate(self.event_logs)}
-        rate = config.rate
-        settings = GatewaySettings(
-            profile=config.profile,
-            ip_limit=Limit(rate.ip_burst, rate.ip_per_second),
-            account_limit=Limit(rate.account_burst, rate.account_per_second),
-            auth_cost=rate.auth_cost,
-            read_your_writes=config.read_your_writes_ms / 1000.0,
-            # Test funds never on real AWS; on a simulated one (moto, LocalStack: an endpoint_url) they are.
-            faucet_enabled=config.faucet.enabled and (config.profile != "aws" or bool(config.aws.endpoint_url)),
-            faucet_per_request=dict(config.faucet.per_request),
-            faucet_per_hour=dict(config.faucet.per_hour),
-            admin_api=config.admin_api,
-            shards=[spec.name for spec in config.shard_specs()],
-        )
+        settings = gateway_settings(config)
         deps = GatewayDeps(
             instruments=self.instruments, intake=self.router,  # type: ignore[arg-type]
             market=self.market, hub=self.hub, auth=self.auth,  # type: ignore[arg-type]
