@@ -40,7 +40,7 @@ async def trades(request: Request, symbol: str = Symbol, limit: int = Query(defa
     return json([
         {"trade_id": f"{t.seq}-{t.index}", "symbol": t.symbol, "price": t.price, "quantity": t.quantity,
          "aggressor_side": t.aggressor_side, "time": t.time // 1_000_000}
-        for t in gw.deps.reader.list_trades(symbol, limit)
+        for t in await gw.read(gw.deps.reader.list_trades, symbol, limit)
     ])
 
 
@@ -57,5 +57,5 @@ async def candles(
     return json([
         {"start": c.start // 1_000_000, "open": c.open, "high": c.high, "low": c.low, "close": c.close,
          "volume": c.volume, "quote_volume": c.quote_volume, "trades": c.trade_count}
-        for c in gw.deps.reader.list_candles(symbol, interval, limit)
+        for c in await gw.read(gw.deps.reader.list_candles, symbol, interval, limit)
     ])

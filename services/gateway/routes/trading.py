@@ -49,7 +49,7 @@ async def instruments(request: Request) -> Response:
 async def balances(request: Request, who: Caller) -> Response:
     gw = gateway(request)
     await gw.require_readable(who.account_id)
-    stored = {b.asset: b for b in gw.deps.reader.balances(who.account_id)}
+    stored = {b.asset: b for b in await gw.read(gw.deps.reader.balances, who.account_id)}
     out = []
     for asset_id in sorted(gw.registry.assets):
         asset = gw.registry.assets[asset_id]
@@ -93,7 +93,7 @@ async def list_orders(
     if symbol is not None:
         gw.instrument(symbol)
     await gw.require_readable(who.account_id)
-    views = gw.deps.reader.list_orders(who.account_id, symbol, status, limit)
+    views = await gw.read(gw.deps.reader.list_orders, who.account_id, symbol, status, limit)
     return json([order_json(v) for v in views])
 
 
@@ -101,8 +101,8 @@ async def list_orders(
 async def get_order(request: Request, who: Caller, order_id: int = OrderId) -> Response:
     gw = gateway(request)
     await gw.require_readable(who.account_id)
-    view = gw.order_for(who.account_id, order_id)
-    return json(order_json(view, gw.fills_of_order(who.account_id, order_id)))
+    view = await gw.read(gw.order_for, who.account_id, order_id)
+    return json(order_json(view, await gw.read(gw.fills_of_order, who.account_id, order_id)))
 
 
 @router.patch("/v1/orders/{order_id}", responses={200: {"model": OrderOut}, **ERRORS})
@@ -111,14 +111,14 @@ async def amend_order(
 ) -> Response:
     gw = gateway(request)
     await gw.require_readable(who.account_id)
-    view = gw.order_for(who.account_id, order_id)
+    view = await gw.read(gw.order_for, who.account_id, order_id)
     command = amend_command(gw.instrument(view.symbol), who.account_id, order_id, body)
     outcome = await gw.submit(command)
     reason = rejected_reason(outcome, order_id)
     if reason:
         raise rejection(reason, order_id=str(order_id))
     await gw.readable(who.account_id)
-    view = gw.order_for(who.account_id, order_id)
+    view = await gw.read(gw.order_for, who.account_id, order_id)
     return json(order_json(view, fills_of(order_id, outcome.events, outcome.command.time, gw.registry)))
 
 
@@ -148,4 +148,4 @@ async def list_fills(
     if symbol is not None:
         gw.instrument(symbol)
     await gw.require_readable(who.account_id)
-    return json([fill_json(f) for f in gw.deps.reader.list_fills(who.account_id, symbol, limit)])
+    return json([fill_json(f) for f in await gw.read(gw.deps.reader.list_fills, who.account_id, symbol, limit)])

@@ -198,7 +198,7 @@ async def _subscribe(session: Session, request_id: Any, message: dict[str, Any])
         account = int(channel[1])
         await gw.readable(account)
         session.send({"type": "balances", "balances": [
-            {"asset": b.asset, "available": b.available, "held": b.held} for b in gw.deps.reader.balances(account)
+            {"asset": b.asset, "available": b.available, "held": b.held} for b in await gw.read(gw.deps.reader.balances, account)
         ]})
 
 
@@ -243,7 +243,7 @@ async def _cancel_order(session: Session, request_id: Any, message: dict[str, An
     if reason:
         raise rejection(reason, order_id=str(order_id))
     await gw.readable(account)
-    session.send({"type": "order", "id": request_id, "order": order_json(gw.order_for(account, order_id))})
+    session.send({"type": "order", "id": request_id, "order": order_json(await gw.read(gw.order_for, account, order_id))})
 
 
 async def _cancel_all(session: Session, request_id: Any, message: dict[str, Any]) -> None:
