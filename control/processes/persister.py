@@ -79,7 +79,8 @@ async def run_async(config: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    followers = []
+    followers: dict[str, ProjectionFollower] = {}
+    histories: list[ProjectionFollower] = []
     for shard in range(len(config.shard_specs())):
         progress = Progress(config, shard)
         follower = ProjectionFollower(
@@ -90,7 +91,7 @@ async def run_async(config: Config) -> int:
         )
         progress.follower = follower
         await follower.open()
-        followers.append(follower)
+        followers[f"shard-{shard}"] = follower
         if config.profile == "aws":
             # The history half (orders, fills, trades, candles) goes to DynamoDB too, at its own position.
             history = Progress(config, shard, store="-dynamodb")
@@ -102,13 +103,13 @@ async def run_async(config: Config) -> int:
             )
             progress.peers, history.peers = [history], [progress]
             await history.follower.open()
-            followers.append(history.follower)
-    tasks = [asyncio.create_task(f.run(), name=f"shard-{i}") for i, f in enumerate(followers)]
-    if config.profile == "aws":
-        # Every other follower is a shard's DynamoDB history: the archive takes only what it has applied.
-        history_applied = followers[1::2]
+            followers[f"history-{shard}"] = history.follower
+            histories.append(history.follower)
+    tasks = [asyncio.create_task(f.run(), name=name) for name, f in followers.items()]
+    if histories:
+        # The archive takes only the trades a shard's DynamoDB history has applied.
         tasks.append(asyncio.create_task(
-            archive_periodically(config, lambda shard: history_applied[shard].applied), name="archive"))
+            archive_periodically(config, lambda shard: histories[shard].applied), name="archive"))
     stop = asyncio.create_task(stopping.wait())
     done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
     code = 0 if stop in done else 1
@@ -118,7 +119,7 @@ async def run_async(config: Config) -> int:
         task.cancel()
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await task
-    for follower in followers:
+    for follower in followers.values():
         await follower.close()
         follower.event_log.close()
     return code
