@@ -161,6 +161,20 @@ class Gateway:
         return asset.to_units(text) if asset is not None else 0
 
     # Lookups ------------------------------------------------------------
+    def _asset_amount(self, code: str, amount_text: str) -> tuple[Asset, int]:
+        """The asset named ``code`` and a positive ``amount_text`` of it in units; a 422 for either wrong."""
+        asset = self.assets.get(code)
+        if asset is None:
+            raise rejection(Reason.UNKNOWN_ASSET, f"unknown asset {code[:16]!r}")
+        try:
+            amount = asset.to_units(amount_text)
+        except (NumberFormatError, ArithmeticError, ValueError):
+            raise rejection(Reason.INVALID_AMOUNT, f"amount must be a positive decimal string in units of "
+                                                   f"{asset.unit.normalize():f}") from None
+        if amount <= 0:
+            raise rejection(Reason.INVALID_AMOUNT, "amount must be positive")
+        return asset, amount
+
     def instrument(self, symbol: str) -> Instrument:
         found = self.instruments.get(symbol)
         if found is None:
@@ -374,16 +388,7 @@ class Gateway:
                 raise ApiError(422, "unknown_shard", f"unknown shard {name[:64]!r}; shards: {', '.join(shards)}")
         if from_name == to_name:
             raise ApiError(422, "same_shard", "from_shard and to_shard are the same")
-        asset = self.assets.get(code)
-        if asset is None:
-            raise rejection(Reason.UNKNOWN_ASSET, f"unknown asset {code[:16]!r}")
-        try:
-            amount = asset.to_units(amount_text)
-        except (NumberFormatError, ArithmeticError, ValueError):
-            raise rejection(Reason.INVALID_AMOUNT, f"amount must be a positive decimal string in units of "
-                                                   f"{asset.unit.normalize():f}") from None
-        if amount <= 0:
-            raise rejection(Reason.INVALID_AMOUNT, "amount must be positive")
+        asset, amount = self._asset_amount(code, amount_text)
         transfer_id = new_transfer_id()
         command = transfer_out(account, asset.id, amount, transfer_id, shards.index(to_name))
         outcome = await self.submit_to(shards.index(from_name), command)
@@ -412,16 +417,7 @@ class Gateway:
         if not self.settings.faucet_enabled:
             raise ApiError(404, "faucet_disabled", "the faucet is only available on embedded and local venues "
                                                    "(and aws venues on a simulated AWS endpoint)")
-        asset = self.assets.get(code)
-        if asset is None:
-            raise rejection(Reason.UNKNOWN_ASSET, f"unknown asset {code[:16]!r}")
-        try:
-            amount = asset.to_units(amount_text)
-        except (NumberFormatError, ArithmeticError, ValueError):
-            raise rejection(Reason.INVALID_AMOUNT, f"amount must be a positive decimal string in units of "
-                                                   f"{asset.unit.normalize():f}") from None
-        if amount <= 0:
-            raise rejection(Reason.INVALID_AMOUNT, "amount must be positive")
+        asset, amount = self._asset_amount(code, amount_text)
         per_request, per_hour = self._faucet_caps.get(code, (0, 0))
         if amount > per_request:
             raise ApiError(422, "faucet_limit", f"at most {asset.format(per_request)} {code} per request")
