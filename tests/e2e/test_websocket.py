@@ -24,6 +24,21 @@ async def receive(socket: Any, want: Callable[[dict[str, Any]], bool], timeout: 
                 return frame
 
 
+async def receive_each(socket: Any, *wants: Callable[[dict[str, Any]], bool],
+                       timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The first frame for each of ``wants``, in whatever order they arrive (an order's reply and the
+    account streams' frames come by different paths in the local profile)."""
+    found: list[dict[str, Any] | None] = [None] * len(wants)
+    async with asyncio.timeout(timeout):
+        while any(frame is None for frame in found):
+            frame = json.loads(await socket.recv())
+            for i, want in enumerate(wants):
+                if found[i] is None and want(frame):
+                    found[i] = frame
+                    break
+    return [frame for frame in found if frame is not None]
+
+
 def typed(kind: str) -> Callable[[dict[str, Any]], bool]:
     return lambda frame: frame.get("type") == kind
 
@@ -95,9 +110,8 @@ def test_an_authenticated_socket_places_orders_and_streams_its_orders_and_balanc
             await socket.send(json.dumps({"op": "place_order", "id": "p1", "order": {
                 "symbol": "BTC-USD", "side": "buy", "price": "57500.00", "quantity": "0.1",
                 "client_order_id": "ws-1"}}))
-            reply = await receive(socket, lambda f: f.get("id") == "p1")
-            event = await receive(socket, typed("order_event"))
-            changed = await receive(socket, typed("balances"))
+            reply, event, changed = await receive_each(
+                socket, lambda f: f.get("id") == "p1", typed("order_event"), typed("balances"))
             await socket.send(json.dumps({"op": "place_order", "id": "p2", "order": {
                 "symbol": "BTC-USD", "side": "buy", "price": "57500.00", "quantity": "100"}}))
             rejected = await receive(socket, lambda f: f.get("id") == "p2")
